@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// The tsmesh command: one binary for the proxy (sidecar or edge), the control plane and
+// the operator's tools. Each subcommand lives in cli/commands/ and registers itself here.
+import { Command } from 'commander';
+import { registerValidate } from './commands/validate.js';
+
+const program = new Command('tsmesh')
+  .description('A service-mesh sidecar/edge proxy and its gRPC control plane')
+  .showHelpAfterError()
+  .enablePositionalOptions();
+
+registerValidate(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`tsmesh: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
