@@ -14,6 +14,9 @@ import type { Reason } from '../reasons.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { ClusterState } from '../upstream/cluster-state.js';
 import type { EndpointState } from '../upstream/endpoint.js';
+import type { ProxyMetrics } from '../telemetry/metrics.js';
+import type { StateStore } from './state-store.js';
+import type { RateLimiterFactory } from './rate-limiter.js';
 
 /** The parts of a client request that policies read. The core owns the bytes. */
 export interface ProxyRequest {
@@ -100,6 +103,10 @@ export interface PolicyBuildContext {
   readonly clock: Clock;
   readonly route: RouteConfig;
   readonly cluster: ClusterState;
+  /** The route's state that survives config swaps (e.g. rate-limit buckets). */
+  readonly routeState: StateStore;
+  readonly metrics: ProxyMetrics;
+  readonly rateLimiters: RateLimiterFactory;
 }
 
 /** Composes policies so that the first in the list is the outermost. */
