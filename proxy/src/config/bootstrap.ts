@@ -12,10 +12,11 @@
 // The bootstrap's admin and controlPlane always win over those of a streamed document.
 import { ControlPlaneClient, type ControlPlaneClientOptions, type ControlPlaneClientStatus } from './control-plane-client.js';
 import { DiskCache } from './disk-cache.js';
-import { loadConfigFile } from './load.js';
+import { readFile } from 'node:fs/promises';
+import { parseYaml } from './load.js';
 import type { ProxyConfig } from './schema.js';
 import type { ConfigTarget } from './target.js';
-import type { ValidationResult } from './validate.js';
+import { validateConfig, type ValidationResult } from './validate.js';
 
 export type BootedFrom = 'control-plane' | 'disk-cache' | 'none';
 
@@ -53,12 +54,17 @@ export function checkBootstrap(config: ProxyConfig, raw: Record<string, unknown>
 }
 
 export async function loadBootstrapFile(path: string): Promise<ValidationResult<ProxyConfig>> {
-  const loaded = await loadConfigFile(path);
-  if (!loaded.ok) return loaded;
-  const { readFile } = await import('node:fs/promises');
-  const { parseYaml } = await import('./load.js');
-  const raw = parseYaml(await readFile(path, 'utf8'), path);
-  return checkBootstrap(loaded.value, raw.ok && typeof raw.value === 'object' && raw.value !== null ? (raw.value as Record<string, unknown>) : {});
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    return { ok: false, errors: [`${path}: ${(err as Error).message}`] };
+  }
+  const raw = parseYaml(text, path);
+  if (!raw.ok) return raw;
+  const checked = validateConfig(raw.value);
+  if (!checked.ok) return checked;
+  return checkBootstrap(checked.value, typeof raw.value === 'object' && raw.value !== null ? (raw.value as Record<string, unknown>) : {});
 }
 
 export async function startFromControlPlane(bootstrap: ProxyConfig, target: ConfigTarget, opts: BootOptions = {}): Promise<ControlPlaneBoot> {
