@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,9 +25,11 @@ interface CpProcess {
   output: string[];
 }
 
-async function startCp(databaseUrl: string, grpcPort: number): Promise<CpProcess> {
+/** With a database URL, or (a data directory) the embedded PostgreSQL. */
+async function startCp(db: string | { dataDir: string }, grpcPort: number): Promise<CpProcess> {
+  const { DATABASE_URL: _, ...env } = process.env;
   const child = spawn(process.execPath, [TSMESH, 'control-plane', '--grpc', `127.0.0.1:${grpcPort}`, '--http', '127.0.0.1:0', '--replica', 'proc'], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, TSMESH_TOKEN: TOKEN },
+    env: typeof db === 'string' ? { ...env, DATABASE_URL: db, TSMESH_TOKEN: TOKEN } : { ...env, TSMESH_DATA_DIR: db.dataDir, TSMESH_TOKEN: TOKEN },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
@@ -42,7 +44,7 @@ async function startCp(databaseUrl: string, grpcPort: number): Promise<CpProcess
   await waitFor(`control plane ready: ${output.join('\n')}`, async () => {
     if (child.exitCode !== null) throw new Error(`control plane exited ${child.exitCode}: ${output.join('\n')}`);
     return http !== '';
-  });
+  }, 60_000);
   return { child, http, output };
 }
 
@@ -202,5 +204,29 @@ describe('control plane and CLI as processes', () => {
     await waitFor('both converge on v2', async () => t1.current?.version === v2 && t2b.current?.version === v2);
     assert.equal(t2b.current?.source, 'control-plane');
     assert.equal(t1.applied.length, 2, 'kill-1 applied v1 once and v2 once: nothing re-sent on reconnect');
+  });
+
+  test('without DATABASE_URL: an embedded PostgreSQL under --data-dir keeps revisions across restarts; SIGTERM stops cleanly', async () => {
+    const dataDir = join(dir, 'embedded');
+    // As root, the embedded server runs as the postgres user, which must reach the directory.
+    chmodSync(dir, 0o755);
+    const port = await freePort();
+    let embedded: CpProcess | undefined = await startCp({ dataDir }, port);
+    cleanups.push(() => kill(embedded, 'SIGKILL'));
+    assert.ok(embedded.output.some((l) => l.includes('embedded PostgreSQL started')));
+    const file = join(dir, 'embedded.yaml');
+    writeFileSync(file, gatewayDoc({ selector: 'embedded-*' }));
+    const applied = await cli(['apply', '-f', file, '--comment', 'kept'], { TSMESH_SERVER: embedded.http, TSMESH_TOKEN: TOKEN });
+    assert.equal(applied.code, 0, applied.stderr);
+
+    const exited = new Promise<number | null>((resolve) => embedded!.child.once('exit', (code) => resolve(code)));
+    embedded.child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.ok(embedded.output.some((l) => l.includes('"stopping"')));
+
+    embedded = await startCp({ dataDir }, port);
+    const history = await cli(['history', '--json'], { TSMESH_SERVER: embedded.http, TSMESH_TOKEN: TOKEN });
+    assert.deepEqual((JSON.parse(history.stdout) as { revisions: Array<{ comment: string }> }).revisions.map((r) => r.comment), ['kept']);
+    await kill(embedded, 'SIGTERM');
   });
 });

@@ -4,6 +4,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { pino } from 'pino';
+import pg from 'pg';
+import { migrate, MIGRATIONS } from '../control-plane/src/store/migrations.js';
 import { startControlPlane, type RunningControlPlane } from '../control-plane/src/control-plane.js';
 import { ApiClient, ApiError } from '../control-plane/src/api/client.js';
 import { ControlPlaneClient } from '../proxy/src/config/control-plane-client.js';
@@ -41,13 +43,15 @@ function proxy(node: string, grpcAddress: string, token = TOKEN): Proxy {
 const versionOf = (p: Proxy) => p.target.current?.version;
 
 describe('control plane', () => {
-  let pg: RealServer;
+  let postgres: RealServer;
   let cp: RunningControlPlane;
   let api: ApiClient;
 
+  const pgServer = () => postgres;
+
   before(async () => {
-    pg = await startPostgres();
-    cp = await startControlPlane({ grpc: '127.0.0.1:0', http: '127.0.0.1:0', token: TOKEN, databaseUrl: pg.url, log: silent, replica: 'one' });
+    postgres = await startPostgres();
+    cp = await startControlPlane({ grpc: '127.0.0.1:0', http: '127.0.0.1:0', token: TOKEN, databaseUrl: postgres.url, log: silent, replica: 'one' });
     api = new ApiClient({ server: cp.httpAddress, token: TOKEN, author: 'tester' });
   });
 
@@ -57,7 +61,7 @@ describe('control plane', () => {
       p.target.close();
     }
     await cp?.stop();
-    await pg?.stop();
+    await postgres?.stop();
   });
 
   test('apply: matching proxies converge; history, diff and rollback', async () => {
@@ -187,6 +191,10 @@ clusters: [{ name: gateway, endpoints: [], loadBalancer: random }]
     assert.ok(Date.now() - started < 5000);
     assert.equal(wrong.target.current, undefined);
     await wrong.client.stop();
+    const missing = proxy('gateway-10', cp.grpcAddress, '');
+    await waitFor('refusal', async () => missing.client.status.lastError !== undefined, 5000);
+    assert.match(missing.client.status.lastError!, /^UNAUTHENTICATED: missing token: send metadata "authorization: Bearer <token>"/);
+    await missing.client.stop();
 
     for (const token of [undefined, 'nope']) {
       const res = await fetch(`http://${cp.httpAddress}/v1/apply`, {
@@ -203,8 +211,19 @@ clusters: [{ name: gateway, endpoints: [], loadBalancer: random }]
     assert.match(await (await fetch(`http://${cp.httpAddress}/metrics`)).text(), /tsmesh_cp_auth_failures_total\{api="http"\} 2/);
   });
 
+  test('migrations run once: a second run (as another replica starting) applies nothing', async () => {
+    const pool = new pg.Pool({ connectionString: pgServer().url, max: 2 });
+    try {
+      assert.deepEqual(await migrate(pool), []);
+      const { rows } = await pool.query<{ version: number }>('SELECT version FROM tsmesh_schema_migrations ORDER BY version');
+      assert.deepEqual(rows.map((r) => r.version), MIGRATIONS.map((m) => m.version));
+    } finally {
+      await pool.end();
+    }
+  });
+
   test('two replicas on one PostgreSQL: apply to one, a proxy on the other gets it', async () => {
-    const cp2 = await startControlPlane({ grpc: '127.0.0.1:0', http: '127.0.0.1:0', token: TOKEN, databaseUrl: pg.url, log: silent, replica: 'two' });
+    const cp2 = await startControlPlane({ grpc: '127.0.0.1:0', http: '127.0.0.1:0', token: TOKEN, databaseUrl: postgres.url, log: silent, replica: 'two' });
     try {
       const p = proxy('replica-test-1', cp2.grpcAddress);
       await waitFor('connected to two', async () => p.client.status.state === 'connected');
