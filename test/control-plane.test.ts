@@ -244,4 +244,26 @@ clusters: [{ name: gateway, endpoints: [], loadBalancer: random }]
       await cp2.stop();
     }
   });
+
+  test('PostgreSQL restarted under two replicas: LISTEN reconnects and an apply on one still reaches proxies on the other', async () => {
+    const cp2 = await startControlPlane({ grpc: '127.0.0.1:0', http: '127.0.0.1:0', token: TOKEN, databaseUrl: postgres.url, log: silent, replica: 'three' });
+    try {
+      const p = proxy('restart-1', cp2.grpcAddress);
+      const first = await api.apply(gatewayDoc({ selector: 'restart-*' }));
+      await waitFor('restart-1 on first', async () => versionOf(p) === first.version);
+      await postgres.stop();
+      await postgres.start();
+      // The pool drops its broken connections on first use; the API answers again once it has.
+      let second: Awaited<ReturnType<typeof api.apply>> | undefined;
+      await waitFor('apply accepted after the restart', async () => {
+        second = await api.apply(gatewayDoc({ selector: 'restart-*', timeout: '9s' })).catch(() => undefined);
+        return second !== undefined;
+      });
+      await waitFor('restart-1 on the apply made after the restart', async () => versionOf(p) === second!.version, 20_000);
+      assert.equal(p.target.current!.config.listeners[0]!.routes[0]!.timeout, 9000);
+      await p.client.stop();
+    } finally {
+      await cp2.stop();
+    }
+  });
 });

@@ -136,7 +136,7 @@ export class DiscoveryServer {
       s.version = req.versionInfo;
       s.sentVersion = req.versionInfo;
       this.metrics.connectedProxies.inc();
-      this.log.info({ node, stream: s.id, version: req.versionInfo }, 'proxy connected');
+      this.log.info({ node, stream: s.id, version: req.versionInfo, metadata: req.node?.metadata }, 'proxy connected');
       this.sync(s);
       if (s.state === 'connecting') s.state = s.selector === null ? 'no-config' : 'acked';
       this.report(s);

@@ -45,7 +45,7 @@ export const protobufFileName = "tsmesh/discovery/v1/discovery.proto";
 export interface Node {
   /** The proxy's node name, matched against documents' selectors (e.g. gateway-1). */
   id: string;
-  /** Free-form facts about the proxy shown in status (e.g. its version, its host). */
+  /** Free-form facts about the proxy (e.g. its version, its host), logged when it connects. */
   metadata: { [key: string]: string };
 }
 
