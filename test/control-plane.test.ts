@@ -184,11 +184,9 @@ clusters: [{ name: gateway, endpoints: [], loadBalancer: random }]
   });
 
   test('a wrong or missing token is refused at once, on gRPC and on HTTP', async () => {
-    const started = Date.now();
     const wrong = proxy('gateway-9', cp.grpcAddress, 'nope');
     await waitFor('refusal', async () => wrong.client.status.lastError !== undefined, 5000);
     assert.match(wrong.client.status.lastError!, /^UNAUTHENTICATED: wrong token/);
-    assert.ok(Date.now() - started < 5000);
     assert.equal(wrong.target.current, undefined);
     await wrong.client.stop();
     const missing = proxy('gateway-10', cp.grpcAddress, '');
