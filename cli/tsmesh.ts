@@ -3,6 +3,12 @@
 // the operator's tools. Each subcommand lives in cli/commands/ and registers itself here.
 import { Command } from 'commander';
 import { registerValidate } from './commands/validate.js';
+import { registerControlPlane } from './commands/control-plane.js';
+import { registerApply } from './commands/apply.js';
+import { registerStatus } from './commands/status.js';
+import { registerHistory } from './commands/history.js';
+import { registerDiff } from './commands/diff.js';
+import { registerRollback } from './commands/rollback.js';
 
 const program = new Command('tsmesh')
   .description('A service-mesh sidecar/edge proxy and its gRPC control plane')
@@ -10,6 +16,12 @@ const program = new Command('tsmesh')
   .enablePositionalOptions();
 
 registerValidate(program);
+registerControlPlane(program);
+registerApply(program);
+registerStatus(program);
+registerHistory(program);
+registerDiff(program);
+registerRollback(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`tsmesh: ${err instanceof Error ? err.message : String(err)}`);

@@ -59,6 +59,8 @@ export class ProxyMetrics {
   readonly configInfo: Gauge<'version' | 'source'>;
   readonly configApplies: Counter<'result'>;
   readonly controlPlaneConnected: Gauge;
+  /** Snapshots from the control plane by result: acked (applied), nacked (refused, old config kept). */
+  readonly controlPlaneUpdates: Counter<'result'>;
 
   constructor(registry = new Registry()) {
     this.registry = registry;
@@ -103,6 +105,7 @@ export class ProxyMetrics {
     this.configInfo = gauge('tsmesh_config_info', 'The running config: 1 for its version and source.', ['version', 'source']);
     this.configApplies = counter('tsmesh_config_applies_total', 'Config applies by result (applied, rejected).', ['result']);
     this.controlPlaneConnected = gauge('tsmesh_control_plane_connected', '1 while the control-plane stream is up.', []);
+    this.controlPlaneUpdates = counter('tsmesh_control_plane_updates_total', 'Snapshots received from the control plane, by result (acked, nacked).', ['result']);
 
     collectDefaultMetrics({ register: registry, prefix: 'tsmesh_' });
   }

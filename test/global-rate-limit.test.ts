@@ -1,0 +1,140 @@
+// Three limiters, as three proxies would hold them, sharing one global limit in a real Redis:
+// together they admit the configured rate; with Redis killed they keep deciding locally at
+// their share (counted as fallback, no error); with Redis back, shared counting resumes.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { rateLimit } from '../proxy/src/config/schema.js';
+import { globalRateLimiters, type GlobalAwareFactory, type GlobalRateLimiter } from '../proxy/src/ratelimit/global-rate-limiter.js';
+import { ProxyMetrics } from '../proxy/src/telemetry/metrics.js';
+import { localRateLimiters } from './support/local-rate-limiter.js';
+import { startRedis, waitFor, type RealServer } from './support/servers.js';
+
+const RATE = 200;
+// Half a second of burst: a loaded machine may stall the event loop for a while without tokens being lost.
+const config = rateLimit.parse({ requestsPerSecond: RATE, burst: 100, global: true, globalKey: 'shared-test' });
+
+interface Proxy {
+  metrics: ProxyMetrics;
+  factory: GlobalAwareFactory;
+  limiter: GlobalRateLimiter;
+}
+
+let redis: RealServer;
+const proxies: Proxy[] = [];
+
+before(async () => {
+  redis = await startRedis();
+  for (let i = 1; i <= 3; i++) {
+    const metrics = new ProxyMetrics();
+    const factory = await globalRateLimiters({ local: localRateLimiters(), redisUrl: redis.url, proxyId: `proxy-${i}`, metrics });
+    proxies.push({ metrics, factory, limiter: factory('query', config) as GlobalRateLimiter });
+  }
+  await waitFor('backends up', async () => proxies.every((p) => p.factory.backend!.up));
+});
+
+after(async () => {
+  for (const p of proxies) {
+    p.limiter.close();
+    await p.factory.close();
+  }
+  await redis?.stop();
+});
+
+/**
+ * Offers far more than the limit from all three for `ms`, and returns the admissions per
+ * second after `settleMs` (the bucket's initial burst and the share learning are left out).
+ */
+async function drive(ms: number, settleMs: number): Promise<{ perSecond: number; offered: number; errors: number }> {
+  const start = performance.now();
+  let counted = 0;
+  let offered = 0;
+  let errors = 0;
+  while (performance.now() - start < ms) {
+    for (const p of proxies) {
+      for (let i = 0; i < 3; i++) {
+        offered++;
+        try {
+          const r = p.limiter.take('');
+          if (r.allowed && performance.now() - start >= settleMs) counted++;
+        } catch {
+          errors++;
+        }
+      }
+    }
+    await sleep(1);
+  }
+  return { perSecond: (counted * 1000) / (ms - settleMs), offered, errors };
+}
+
+const fallbackCount = async (p: Proxy) => {
+  const m = (await p.metrics.rateLimitFallback.get()).values.find((v) => v.labels.route === 'query');
+  return m?.value ?? 0;
+};
+
+test('three proxies sharing a global limit admit the limit within 10 %, Redis seeing a small fraction', async (t) => {
+  const leasesBefore = proxies.reduce((n, p) => n + p.factory.backend!.calls, 0);
+  const r = await drive(3500, 1000);
+  const leases = proxies.reduce((n, p) => n + p.factory.backend!.calls, 0) - leasesBefore;
+  t.diagnostic(`shared: ${r.perSecond.toFixed(1)}/s admitted for ${RATE}/s; ${leases} Redis calls for ${r.offered} decisions`);
+  assert.equal(r.errors, 0);
+  assert.ok(Math.abs(r.perSecond - RATE) <= RATE * 0.1, `admitted ${r.perSecond.toFixed(1)}/s for a limit of ${RATE}/s`);
+  assert.ok(leases < r.offered * 0.1, `${leases} Redis calls for ${r.offered} decisions`);
+  for (const p of proxies) {
+    assert.equal(await fallbackCount(p), 0);
+    assert.match(await p.metrics.registry.metrics(), /tsmesh_rate_limit_backend_up 1/);
+  }
+});
+
+test('Redis killed: no errors, each proxy falls back to its share, counted; Redis back: shared counting resumes', async (t) => {
+  await redis.kill();
+  await waitFor('backends down', async () => proxies.every((p) => !p.factory.backend!.up));
+  const down = await drive(2500, 1000);
+  t.diagnostic(`Redis down: ${down.perSecond.toFixed(1)}/s admitted on local shares`);
+  assert.equal(down.errors, 0);
+  // Each proxy learned while Redis was up that three share the limit: a third each.
+  assert.ok(Math.abs(down.perSecond - RATE) <= RATE * 0.15, `admitted ${down.perSecond.toFixed(1)}/s on local shares of ${RATE}/s`);
+  for (const p of proxies) {
+    assert.ok((await fallbackCount(p)) > 0);
+    assert.match(await p.metrics.registry.metrics(), /tsmesh_rate_limit_backend_up 0/);
+  }
+
+  await redis.start();
+  await waitFor('backends up again', async () => proxies.every((p) => p.factory.backend!.up), 10_000);
+  const fallbackBefore = await Promise.all(proxies.map(fallbackCount));
+  const leasesBefore = proxies.reduce((n, p) => n + p.factory.backend!.calls, 0);
+  const back = await drive(3000, 1000);
+  t.diagnostic(`Redis back: ${back.perSecond.toFixed(1)}/s admitted`);
+  assert.equal(back.errors, 0);
+  assert.ok(Math.abs(back.perSecond - RATE) <= RATE * 0.1, `admitted ${back.perSecond.toFixed(1)}/s after Redis returned`);
+  assert.deepEqual(await Promise.all(proxies.map(fallbackCount)), fallbackBefore, 'no fallback once Redis is back');
+  assert.ok(proxies.reduce((n, p) => n + p.factory.backend!.calls, 0) > leasesBefore);
+  for (const p of proxies) assert.match(await p.metrics.registry.metrics(), /tsmesh_rate_limit_backend_up 1/);
+});
+
+test('light traffic is never refused while a lease is on its way (first requests spend on credit)', async () => {
+  const metrics = new ProxyMetrics();
+  const factory = await globalRateLimiters({ local: localRateLimiters(), redisUrl: redis.url, proxyId: 'light', metrics });
+  try {
+    await waitFor('backend up', async () => factory.backend!.up);
+    const limiter = factory('light', rateLimit.parse({ requestsPerSecond: 50, global: true, key: { header: 'x-client' } }));
+    const refused: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      if (!limiter.take(`client-${i % 4}`).allowed) refused.push(i);
+      await sleep(30);
+    }
+    assert.deepEqual(refused, []);
+    limiter.close();
+  } finally {
+    await factory.close();
+  }
+});
+
+test('without a Redis URL, global limits use the local factory', async () => {
+  const local = localRateLimiters();
+  const factory = await globalRateLimiters({ local, proxyId: 'solo' });
+  factory('query', config).close();
+  assert.equal(factory.backend, undefined);
+  assert.equal(local.created.length, 1);
+  assert.equal(local.created[0]!.requestsPerSecond, RATE);
+});
