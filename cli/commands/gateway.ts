@@ -1,14 +1,12 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { startGateway } from '../../examples/gateway/index.js';
+import { parseHostPort } from '../../proxy/src/config/units.js';
 
 function parseListen(value: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value) ?? /^(\d{1,5})$/.exec(value);
-  if (!m) throw new Error(`--listen must be HOST:PORT or PORT (got "${value}")`);
-  const port = Number(m[3] ?? m[1]);
-  if (port > 65535) throw new Error(`--listen port must be 0-65535 (got ${port})`);
-  const host = m[3] === undefined ? '127.0.0.1' : (m[1] ?? m[2]) || '0.0.0.0';
-  return { host, port };
+  const hp = parseHostPort(value);
+  if (!hp) throw new Error(`--listen must be HOST:PORT, e.g. 127.0.0.1:8080 (got "${value}")`);
+  return hp;
 }
 
 function positiveInt(name: string) {
