@@ -118,7 +118,7 @@ export function renderSvg(report: LadderReport): string {
     out.push(`<text x="${p.x + p.w / 2}" y="${p.y + p.h + 36}" text-anchor="middle">concurrent users (log scale)</text>`);
     const ty = n(sy(target.value));
     out.push(`<line x1="${p.x}" y1="${ty}" x2="${p.x + p.w}" y2="${ty}" stroke="#cc0000" stroke-dasharray="2 3"/>`);
-    out.push(`<text x="${p.x + p.w - 4}" y="${Number(ty) - 4}" text-anchor="end" fill="#cc0000">${escapeXml(target.label)}</text>`);
+    out.push(`<text x="${p.x + p.w - 4}" y="${Number(ty) - 4}" text-anchor="end" fill="#cc0000" stroke="#ffffff" stroke-width="3" paint-order="stroke">${escapeXml(target.label)}</text>`);
     return sx;
   };
 
