@@ -150,6 +150,22 @@ describe('gateway API (PostgreSQL + Redis)', () => {
     assert.equal(r.status, 200);
   });
 
+  it('431 JSON for oversized headers', async () => {
+    const answer = await rawExchange(gw.host, gw.port, `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`);
+    assert.match(answer, /^HTTP\/1\.1 431 /);
+    assert.match(answer, /"status":431/);
+  });
+
+  it('a client that goes away mid-body costs nothing and the server keeps serving', async () => {
+    const head = 'POST /query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"query":';
+    const s = connect(gw.port, gw.host);
+    await new Promise((ok) => s.once('connect', ok));
+    s.write(head);
+    await new Promise((r) => setTimeout(r, 50));
+    s.destroy();
+    assert.equal((await postQuery(gw.url, { query: 'test' })).status, 200);
+  });
+
   it('400 JSON for a malformed request line, and the server keeps serving', async () => {
     const answer = await rawExchange(gw.host, gw.port, 'GARBAGE\r\n\r\n');
     assert.match(answer, /^HTTP\/1\.1 400 /);

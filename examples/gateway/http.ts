@@ -35,7 +35,7 @@ export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
-      req.off('aborted', onError);
+      req.off('close', onError);
       resolve(r);
     };
     const onData = (chunk: Buffer) => {
@@ -49,11 +49,12 @@ export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<
       chunks.push(chunk);
     };
     const onEnd = () => finish({ ok: true, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });
+    // 'close' before 'end': the client went away mid-body.
     const onError = () => finish({ ok: false, tooLarge: false });
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
-    req.on('aborted', onError);
+    req.on('close', onError);
   });
 }
 
