@@ -9,6 +9,7 @@ import { registerStatus } from './commands/status.js';
 import { registerHistory } from './commands/history.js';
 import { registerDiff } from './commands/diff.js';
 import { registerRollback } from './commands/rollback.js';
+import { registerGateway } from './commands/gateway.js';
 
 const program = new Command('tsmesh')
   .description('A service-mesh sidecar/edge proxy and its gRPC control plane')
@@ -22,6 +23,7 @@ registerStatus(program);
 registerHistory(program);
 registerDiff(program);
 registerRollback(program);
+registerGateway(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`tsmesh: ${err instanceof Error ? err.message : String(err)}`);

@@ -1,0 +1,48 @@
+// The ladder's report as data: what the JSON file holds and the Markdown/SVG are made from.
+import type { LoadResult } from '../loadgen/index.js';
+
+export interface LadderSettings {
+  readonly topologies: readonly string[];
+  /** Closed-model steps: concurrent users. */
+  readonly steps: readonly number[];
+  readonly stepDurationMs: number;
+  /** Open-model step: requests per second (0: none). */
+  readonly openRate: number;
+  readonly openDurationMs: number;
+  readonly openMaxConnections: number;
+  readonly instances: number;
+  readonly timeoutMs: number;
+  readonly distinctQueries: number;
+  readonly warmupMs: number;
+  readonly pauseMs: number;
+  readonly seedDocuments: number;
+  /** Load generator in a child process (true) or in the ladder's own process. */
+  readonly childLoadgen: boolean;
+}
+
+export interface StepResult {
+  readonly kind: 'closed' | 'open';
+  /** Closed: users; open: the connection bound. */
+  readonly users: number;
+  /** Open model only. */
+  readonly rate?: number;
+  readonly result: LoadResult;
+  /** What the topology counted itself during the step (e.g. nginx 499s, error.log causes). */
+  readonly server: Record<string, number>;
+}
+
+export interface TopologyRun {
+  readonly name: string;
+  readonly description: string;
+  readonly steps: readonly StepResult[];
+  /** Set when the topology could not be started or failed mid-run; steps holds what ran. */
+  readonly error?: string;
+}
+
+export interface LadderReport {
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly machine: { readonly cpus: number; readonly cpuModel: string; readonly memoryGiB: number; readonly node: string; readonly platform: string };
+  readonly settings: LadderSettings;
+  readonly topologies: readonly TopologyRun[];
+}
