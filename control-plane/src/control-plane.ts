@@ -13,7 +13,7 @@ import { TokenCheck } from './auth.js';
 import { ControlPlaneMetrics } from './metrics.js';
 import { DiscoveryServer } from './server/discovery-server.js';
 import { SnapshotCache } from './server/snapshot-cache.js';
-import type { EmbeddedDatabase } from './store/embedded-postgres.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 import { migrate } from './store/migrations.js';
 import { ProxyStatusWriter } from './store/proxy-status.js';
 import { listenForRevisions, RevisionStore, type Revision } from './store/revisions.js';
@@ -40,24 +40,6 @@ export interface RunningControlPlane {
   stop(): Promise<void>;
 }
 
-const EXIT_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
-
-/**
- * Loaded only when used, and without its process hooks: the embedded-postgres package installs
- * handlers (async-exit-hook) that stop the database on SIGTERM before the control plane has
- * closed its streams and that turn every exit code into 0. The control plane stops the
- * database itself, last, in `stop()`.
- */
-async function importEmbeddedPostgres() {
-  const emitter: NodeJS.EventEmitter = process;
-  const before = new Map(EXIT_EVENTS.map((e) => [e, new Set(emitter.listeners(e))]));
-  const mod = await import('./store/embedded-postgres.js');
-  for (const e of EXIT_EVENTS) {
-    for (const l of emitter.listeners(e)) if (!before.get(e)!.has(l)) emitter.removeListener(e, l as (...args: unknown[]) => void);
-  }
-  return mod.startEmbeddedPostgres;
-}
-
 function address(text: string, flag: string): { host: string; port: number } {
   const a = parseHostPort(text);
   if (!a) throw new Error(`${flag}: must be an address like 127.0.0.1:15010 (got ${JSON.stringify(text)})`);
@@ -79,7 +61,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     let databaseUrl = opts.databaseUrl;
     if (!databaseUrl) {
       if (!opts.dataDir) throw new Error('without DATABASE_URL the control plane needs --data-dir for its embedded PostgreSQL');
-      const startEmbeddedPostgres = await importEmbeddedPostgres();
       const embedded: EmbeddedDatabase = await startEmbeddedPostgres(opts.dataDir, { log: (line) => log.debug({ postgres: line }) });
       cleanup.push(() => embedded.stop());
       databaseUrl = embedded.url;

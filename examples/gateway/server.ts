@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import type { EmbeddedDatabase } from '../../control-plane/src/store/embedded-postgres.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../control-plane/src/store/embedded-postgres.js';
 import { BYPASS, MemoryCache, RedisCache, type CacheLookup, type QueryCache } from './cache.js';
 import { Database } from './database.js';
 import { MAX_BODY_BYTES, readBody, rejectTooLarge, sendError, sendJson } from './http.js';
@@ -91,9 +91,6 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   if (!databaseUrl) {
     const dir = resolve(opts.dataDir ?? '.tsmesh/gateway');
     log('info', 'starting embedded PostgreSQL', { dataDir: dir });
-    // Loaded only when used: the embedded-postgres package installs process-wide signal
-    // handlers (async-exit-hook) as soon as it is imported.
-    const { startEmbeddedPostgres } = await import('../../control-plane/src/store/embedded-postgres.js');
     embedded = await startEmbeddedPostgres(dir);
     databaseUrl = embedded.url;
   }

@@ -23,8 +23,10 @@ const name = z
 
 /** A duration string such as 250ms, 2s, 1m; parsed into milliseconds. */
 export const duration = z
-  .string({ error: 'must be a duration like 250ms, 2s or 1m' })
-  .transform((text, ctx) => {
+  // YAML reads a bare `0` as a number; it is the one duration that needs no unit.
+  .union([z.string(), z.literal(0)], { error: 'must be a duration like 250ms, 2s or 1m' })
+  .transform((value, ctx) => {
+    const text = String(value);
     const ms = parseDuration(text);
     if (ms === undefined) {
       ctx.addIssue({ code: 'custom', message: `must be a duration like 250ms, 2s or 1m (got "${text}")` });

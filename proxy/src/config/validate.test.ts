@@ -87,6 +87,8 @@ test('units', () => {
   assert.equal(parseDuration('1m'), 60_000);
   assert.equal(parseDuration('2 s'), undefined);
   assert.equal(formatDuration(90_000), '90s');
+  const zero = parseConfigText('listeners: [{ name: l, address: "127.0.0.1:0", routes: [] }]\ndrain: { delay: 0 }');
+  assert.ok(zero.ok && zero.value.drain.delay === 0, zero.ok ? '' : zero.errors.join('\n'));
   assert.equal(parseSize('64KiB'), 65536);
   assert.equal(parseSize('10MB'), 10_000_000);
   assert.equal(parseSize('1.5MB'), undefined);
