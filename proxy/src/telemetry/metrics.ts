@@ -6,6 +6,7 @@
 // Rules: `tsmesh_` prefix, unit in the name, labels only from route, cluster, endpoint,
 // listener, code, reason, resource, result, state: never a path or an id. Hot-path code binds
 // label children once per config snapshot (`metric.labels(...)`) rather than per request.
+import { totalmem } from 'node:os';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Sub-millisecond to seconds: proxy overhead and rejections sit in the first buckets. */
@@ -60,6 +61,10 @@ export class ProxyMetrics {
   readonly configApplies: Counter<'result'>;
   readonly controlPlaneConnected: Gauge;
 
+  // --- process (besides prom-client's defaults, tsmesh_process_* and tsmesh_nodejs_*) ---
+  /** The denominator of "memory > 90 %" alerts: what this process may use. */
+  readonly memoryLimit: Gauge;
+
   constructor(registry = new Registry()) {
     this.registry = registry;
     const r = [registry];
@@ -104,6 +109,22 @@ export class ProxyMetrics {
     this.configApplies = counter('tsmesh_config_applies_total', 'Config applies by result (applied, rejected).', ['result']);
     this.controlPlaneConnected = gauge('tsmesh_control_plane_connected', '1 while the control-plane stream is up.', []);
 
+    this.memoryLimit = new Gauge({
+      name: 'tsmesh_process_memory_limit_bytes',
+      help: 'Memory this process may use: its cgroup (container) limit, else the machine\'s total memory.',
+      registers: r,
+      collect() {
+        this.set(memoryLimitBytes());
+      },
+    });
+
     collectDefaultMetrics({ register: registry, prefix: 'tsmesh_' });
   }
+}
+
+/** The cgroup memory limit when there is one (Node reports "no limit" as a huge number), else total memory. */
+export function memoryLimitBytes(): number {
+  const total = totalmem();
+  const constrained = process.constrainedMemory?.() ?? 0;
+  return constrained > 0 && constrained < total ? constrained : total;
 }
