@@ -1,7 +1,7 @@
 // docs/metrics.md, generated from the registries themselves (`npm run docs:metrics`), so the
 // catalogue cannot drift from the code: metrics-doc.test.ts fails when the file is stale.
-import { Registry, collectDefaultMetrics } from 'prom-client';
-import { LATENCY_BUCKETS, NO_REASON, ProxyMetrics } from './metrics.js';
+import { Registry } from 'prom-client';
+import { LATENCY_BUCKETS, NO_REASON, ProxyMetrics, collectRuntimeMetrics } from './metrics.js';
 import { REASONS } from '../reasons.js';
 
 export interface MetricInfo {
@@ -54,10 +54,10 @@ export function describeRegistry(registry: Registry, skip: ReadonlySet<string> =
   return out;
 }
 
-/** Names prom-client's collectDefaultMetrics registers with the tsmesh_ prefix. */
+/** Names of the runtime metrics (prom-client's defaults) registered with the tsmesh_ prefix. */
 export function defaultMetricNames(): Set<string> {
   const r = new Registry();
-  collectDefaultMetrics({ register: r, prefix: 'tsmesh_' });
+  collectRuntimeMetrics(r);
   return new Set(r.getMetricsAsArray().map((m) => m.name));
 }
 
@@ -92,7 +92,9 @@ export async function proxySections(): Promise<DocSection[]> {
     },
     {
       title: 'Proxy process and Node.js runtime',
-      intro: "prom-client's default metrics, with the `tsmesh_` prefix, on the same `/metrics`.",
+      intro:
+        "prom-client's default metrics, with the `tsmesh_` prefix, on the same `/metrics` (without its `nodejs_active_*_total` gauges, " +
+        'which break the rule that only counters end in `_total`; sum the per-type gauges instead).',
       metrics: runtime,
     },
   ];

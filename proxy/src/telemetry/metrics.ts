@@ -118,7 +118,7 @@ export class ProxyMetrics {
       },
     });
 
-    collectDefaultMetrics({ register: registry, prefix: 'tsmesh_' });
+    collectRuntimeMetrics(registry);
   }
 }
 
@@ -127,4 +127,17 @@ export function memoryLimitBytes(): number {
   const total = totalmem();
   const constrained = process.constrainedMemory?.() ?? 0;
   return constrained > 0 && constrained < total ? constrained : total;
+}
+
+/**
+ * prom-client's default process and Node.js metrics under `prefix`, minus the three gauges it
+ * names `*_total` (active handles, requests, resources), which break the Prometheus naming
+ * rule that only counters end in `_total` (`promtool check metrics` rejects them). Their
+ * per-type gauges stay; summing them gives the totals.
+ */
+export function collectRuntimeMetrics(registry: Registry, prefix = 'tsmesh_'): void {
+  collectDefaultMetrics({ register: registry, prefix });
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(prefix + name);
+  }
 }
