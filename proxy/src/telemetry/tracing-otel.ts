@@ -107,7 +107,6 @@ class OtelTracer implements Tracer {
   }
 
   startRequest(request: TracedRequest, connection?: ConnectionInfo): RequestSpan | undefined {
-    const name = KNOWN_METHODS.has(request.method) ? request.method : 'HTTP';
     const traceparent = request.header('traceparent');
     if (traceparent !== undefined) {
       const flags = traceparentFlags(traceparent);
@@ -115,6 +114,7 @@ class OtelTracer implements Tracer {
       if (flags >= 0) {
         // The caller decided not to record this trace: its headers pass through unchanged.
         if ((flags & TraceFlags.SAMPLED) === 0) return undefined;
+        const name = spanName(request.method);
         const remote: SpanContext = { traceId: traceparent.slice(3, 35), spanId: traceparent.slice(36, 52), traceFlags: flags, isRemote: true };
         const tracestate = request.header('tracestate');
         if (tracestate !== undefined) remote.traceState = new TraceState(tracestate);
@@ -127,6 +127,7 @@ class OtelTracer implements Tracer {
     const traceId = this.#ids.random.generateTraceId();
     if (ratioBucket(traceId) >= this.#upperBound) return new UnsampledRequest(traceId, this.#ids, request.header('baggage'));
     this.#ids.preset = traceId;
+    const name = spanName(request.method);
     const span = this.tracer.startSpan(name, { kind: SpanKind.SERVER }, ROOT_CONTEXT);
     return new SampledRequest(this, span, name, request, connection, request.header('baggage'));
   }
@@ -351,7 +352,12 @@ function serverAttributes(request: TracedRequest, connection: ConnectionInfo | u
   return a;
 }
 
- /** Resolves when `work` settles or after `ms`, whichever comes first; export failures are not the caller's problem. */
+ /** Server and client spans are named after the method; unknown methods are "HTTP" (semantic conventions). */
+function spanName(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'HTTP';
+}
+
+/** Resolves when `work` settles or after `ms`, whichever comes first; export failures are not the caller's problem. */
 function bounded(work: Promise<unknown>, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
