@@ -122,8 +122,10 @@ class OtelTracer implements Tracer {
         return new SampledRequest(this, span, name, request, connection, request.header('baggage'));
       }
     }
-    // A new trace. Decided here, with the provider's own root sampler, before the SDK is asked
-    // for anything: the unsampled majority costs two random ids and one small object.
+    // A new trace, decided here by the rule of the provider's root sampler (TraceIdRatioBased)
+    // before the SDK is asked for anything: the unsampled majority costs a random trace id and
+    // one small object (its span id is made only if an attempt needs it). A sampled one hands
+    // the SDK the same trace id, whose sampler then agrees.
     const traceId = this.#ids.random.generateTraceId();
     if (ratioBucket(traceId) >= this.#upperBound) return new UnsampledRequest(traceId, this.#ids, request.header('baggage'));
     this.#ids.preset = traceId;

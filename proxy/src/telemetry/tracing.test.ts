@@ -1,5 +1,6 @@
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { context, propagation, trace } from '@opentelemetry/api';
 import { tracing as tracingSchema, type TracingConfig } from '../config/schema.js';
 import { createTracer, traceIdOf, PROPAGATION_HEADERS, type Tracer, type TracedRequest } from './tracing.js';
@@ -56,6 +57,27 @@ test('tracing off: no tracer, nothing loaded or registered', async () => {
   assert.equal(t, undefined);
   assert.equal(process.getActiveResourcesInfo().length, before);
   globalsUntouched();
+});
+
+test('tracing off loads no OpenTelemetry SDK module; on loads it', () => {
+  // The SDK packages are CommonJS: whatever was loaded shows in require.cache.
+  const tracingJs = new URL('./tracing.js', import.meta.url).href;
+  const schemaJs = new URL('../config/schema.js', import.meta.url).href;
+  const script = `
+    import { createRequire } from 'node:module';
+    const { createTracer } = await import(${JSON.stringify(tracingJs)});
+    const { tracing } = await import(${JSON.stringify(schemaJs)});
+    const sdk = () => Object.keys(createRequire(import.meta.url).cache).filter((k) => /@opentelemetry[\\/](sdk-trace|exporter-|resources)/.test(k)).length;
+    const off = await createTracer(tracing.parse({}));
+    const afterOff = sdk();
+    const on = await createTracer(tracing.parse({ enabled: true, endpoint: 'http://127.0.0.1:4318/v1/traces' }));
+    console.log(JSON.stringify({ off: off === undefined, afterOff, afterOn: sdk() }));
+    await on.shutdown(10);
+  `;
+  const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as { off: boolean; afterOff: number; afterOn: number };
+  assert.equal(out.off, true);
+  assert.equal(out.afterOff, 0, 'no SDK module loaded while tracing is off');
+  assert.ok(out.afterOn > 0, 'the SDK loads when tracing is on');
 });
 
 test('one request, two attempts: server span with its attempts as client spans, linked to the caller', async () => {
