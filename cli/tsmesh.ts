@@ -10,6 +10,7 @@ import { registerHistory } from './commands/history.js';
 import { registerDiff } from './commands/diff.js';
 import { registerRollback } from './commands/rollback.js';
 import { registerGateway } from './commands/gateway.js';
+import { registerStat } from './commands/stat.js';
 
 const program = new Command('tsmesh')
   .description('A service-mesh sidecar/edge proxy and its gRPC control plane')
@@ -24,6 +25,7 @@ registerHistory(program);
 registerDiff(program);
 registerRollback(program);
 registerGateway(program);
+registerStat(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`tsmesh: ${err instanceof Error ? err.message : String(err)}`);

@@ -227,12 +227,23 @@ export const accessLog = z.strictObject({
   sampleRate: num(0, 1).default(1),
 });
 
+/** OTLP transports: "http" is OTLP/HTTP with protobuf bodies (the OTLP default), like "http/protobuf". */
+export const TRACING_PROTOCOLS = ['http', 'http/protobuf', 'http/json', 'grpc'] as const;
+
 export const tracing = z.strictObject({
   enabled: z.boolean().default(false),
+  /** OTLP/HTTP: the full URL (…/v1/traces); gRPC: http://host:4317. */
   endpoint: z.string().url({ error: 'must be a URL' }).default('http://127.0.0.1:4318/v1/traces'),
-  protocol: z.enum(['http', 'grpc']).default('http'),
+  protocol: z.enum(TRACING_PROTOCOLS, { error: `must be one of ${TRACING_PROTOCOLS.join(', ')}` }).default('http'),
+  /** Fraction of new traces recorded; a request whose caller sampled (or not) follows its caller. */
   samplingRatio: num(0, 1).default(1),
   serviceName: z.string().min(1).default('tsmesh-proxy'),
+  /** Sent with every export (HTTP headers, or gRPC metadata), e.g. a collector's API key. */
+  headers: z.record(z.string(), z.string()).default({}),
+  /** Longest time a finished span waits before it is exported (spans go in batches). */
+  exportInterval: duration.default(5000),
+  /** Longest time one export may take, retries included; then its spans are dropped. */
+  exportTimeout: duration.default(10_000),
 });
 
 export const controlPlane = z.strictObject({

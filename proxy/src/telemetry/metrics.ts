@@ -6,6 +6,7 @@
 // Rules: `tsmesh_` prefix, unit in the name, labels only from route, cluster, endpoint,
 // listener, code, reason, resource, result, state: never a path or an id. Hot-path code binds
 // label children once per config snapshot (`metric.labels(...)`) rather than per request.
+import { totalmem } from 'node:os';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Sub-millisecond to seconds: proxy overhead and rejections sit in the first buckets. */
@@ -62,6 +63,10 @@ export class ProxyMetrics {
   /** Snapshots from the control plane by result: acked (applied), nacked (refused, old config kept). */
   readonly controlPlaneUpdates: Counter<'result'>;
 
+  // --- process (besides prom-client's defaults, tsmesh_process_* and tsmesh_nodejs_*) ---
+  /** The denominator of "memory > 90 %" alerts: what this process may use. */
+  readonly memoryLimit: Gauge;
+
   constructor(registry = new Registry()) {
     this.registry = registry;
     const r = [registry];
@@ -107,6 +112,35 @@ export class ProxyMetrics {
     this.controlPlaneConnected = gauge('tsmesh_control_plane_connected', '1 while the control-plane stream is up.', []);
     this.controlPlaneUpdates = counter('tsmesh_control_plane_updates_total', 'Snapshots received from the control plane, by result (acked, nacked).', ['result']);
 
-    collectDefaultMetrics({ register: registry, prefix: 'tsmesh_' });
+    this.memoryLimit = new Gauge({
+      name: 'tsmesh_process_memory_limit_bytes',
+      help: 'Memory this process may use: its cgroup (container) limit, else the machine\'s total memory.',
+      registers: r,
+      collect() {
+        this.set(memoryLimitBytes());
+      },
+    });
+
+    collectRuntimeMetrics(registry);
+  }
+}
+
+/** The cgroup memory limit when there is one (Node reports "no limit" as a huge number), else total memory. */
+export function memoryLimitBytes(): number {
+  const total = totalmem();
+  const constrained = process.constrainedMemory?.() ?? 0;
+  return constrained > 0 && constrained < total ? constrained : total;
+}
+
+/**
+ * prom-client's default process and Node.js metrics under `prefix`, minus the three gauges it
+ * names `*_total` (active handles, requests, resources), which break the Prometheus naming
+ * rule that only counters end in `_total` (`promtool check metrics` rejects them). Their
+ * per-type gauges stay; summing them gives the totals.
+ */
+export function collectRuntimeMetrics(registry: Registry, prefix = 'tsmesh_'): void {
+  collectDefaultMetrics({ register: registry, prefix });
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(prefix + name);
   }
 }

@@ -252,10 +252,18 @@ export interface Tracing {
   endpoint?:
     | string
     | undefined;
-  /** http | grpc */
+  /** http | http/protobuf | http/json | grpc */
   protocol?: string | undefined;
   samplingRatio?: number | undefined;
   serviceName?: string | undefined;
+  headers: { [key: string]: string };
+  exportInterval?: string | undefined;
+  exportTimeout?: string | undefined;
+}
+
+export interface Tracing_HeadersEntry {
+  key: string;
+  value: string;
 }
 
 export interface ControlPlane {
@@ -3267,6 +3275,9 @@ function createBaseTracing(): Tracing {
     protocol: undefined,
     samplingRatio: undefined,
     serviceName: undefined,
+    headers: {},
+    exportInterval: undefined,
+    exportTimeout: undefined,
   };
 }
 
@@ -3286,6 +3297,15 @@ export const Tracing: MessageFns<Tracing> = {
     }
     if (message.serviceName !== undefined) {
       writer.uint32(42).string(message.serviceName);
+    }
+    globalThis.Object.entries(message.headers).forEach(([key, value]: [string, string]) => {
+      Tracing_HeadersEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
+    if (message.exportInterval !== undefined) {
+      writer.uint32(58).string(message.exportInterval);
+    }
+    if (message.exportTimeout !== undefined) {
+      writer.uint32(66).string(message.exportTimeout);
     }
     return writer;
   },
@@ -3343,6 +3363,33 @@ export const Tracing: MessageFns<Tracing> = {
             message.serviceName = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = Tracing_HeadersEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.headers[entry6.key] = entry6.value;
+            }
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.exportInterval = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.exportTimeout = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3370,6 +3417,30 @@ export const Tracing: MessageFns<Tracing> = {
         : isSet(object.service_name)
         ? globalThis.String(object.service_name)
         : undefined,
+      headers: isObject(object.headers)
+        ? (globalThis.Object.entries(object.headers) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      exportInterval: isSet(object.exportInterval)
+        ? globalThis.String(object.exportInterval)
+        : isSet(object.export_interval)
+        ? globalThis.String(object.export_interval)
+        : undefined,
+      exportTimeout: isSet(object.exportTimeout)
+        ? globalThis.String(object.exportTimeout)
+        : isSet(object.export_timeout)
+        ? globalThis.String(object.export_timeout)
+        : undefined,
     };
   },
 
@@ -3390,6 +3461,21 @@ export const Tracing: MessageFns<Tracing> = {
     if (message.serviceName !== undefined) {
       obj.serviceName = message.serviceName;
     }
+    if (message.headers) {
+      const entries = globalThis.Object.entries(message.headers) as [string, string][];
+      if (entries.length > 0) {
+        obj.headers = {};
+        entries.forEach(([k, v]) => {
+          obj.headers[k] = v;
+        });
+      }
+    }
+    if (message.exportInterval !== undefined) {
+      obj.exportInterval = message.exportInterval;
+    }
+    if (message.exportTimeout !== undefined) {
+      obj.exportTimeout = message.exportTimeout;
+    }
     return obj;
   },
 
@@ -3403,6 +3489,102 @@ export const Tracing: MessageFns<Tracing> = {
     message.protocol = object.protocol ?? undefined;
     message.samplingRatio = object.samplingRatio ?? undefined;
     message.serviceName = object.serviceName ?? undefined;
+    message.headers = (globalThis.Object.entries(object.headers ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.exportInterval = object.exportInterval ?? undefined;
+    message.exportTimeout = object.exportTimeout ?? undefined;
+    return message;
+  },
+};
+
+function createBaseTracing_HeadersEntry(): Tracing_HeadersEntry {
+  return { key: "", value: "" };
+}
+
+export const Tracing_HeadersEntry: MessageFns<Tracing_HeadersEntry> = {
+  encode(message: Tracing_HeadersEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Tracing_HeadersEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTracing_HeadersEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Tracing_HeadersEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: Tracing_HeadersEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Tracing_HeadersEntry>): Tracing_HeadersEntry {
+    return Tracing_HeadersEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Tracing_HeadersEntry>): Tracing_HeadersEntry {
+    const message = createBaseTracing_HeadersEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -3607,6 +3789,10 @@ export type DeepPartial<T> = T extends Builtin ? T
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
