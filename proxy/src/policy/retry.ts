@@ -16,7 +16,9 @@
 //   multiplying it by the attempt count. With the budget on, circuitBreaker.maxRetries is
 //   ignored as in Envoy; with `budget.enabled: false` that fixed cap applies instead. A retry
 //   counts as active from the moment it is granted (including its backoff) until its attempt
-//   is answered.
+//   is answered, as Envoy's RetryStateImpl holds its `retries` resource. What this costs under
+//   partial failure (a backoff long next to the upstream's latency spends the budget) is
+//   measured in docs/policies.md, "Retry budget".
 // - Non-idempotent requests: once any byte reached the upstream, a request is sent again only
 //   if its body is still held (`replayable`) and it is idempotent (GET/PUT/... or, for
 //   POST/PATCH, an Idempotency-Key header), unless `idempotentOnly: false`. Before anything was
