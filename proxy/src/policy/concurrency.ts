@@ -204,6 +204,7 @@ export function createConcurrencyPolicy(b: PolicyBuildContext, options: Concurre
       if (result === 'admitted') {
         if (!ctx.aborted) return run(ctx);
         state.release(clock.now(), false, 0, 0, false);
+        ctx.reason = 'client_closed';
         return CLIENT_CLOSED;
       }
       if (result === 'cancelled') {

@@ -333,4 +333,5 @@ test('a route with perTryTimeout and no retries still bounds the attempt', async
   assert.equal(s.seen[0]!.attemptDeadline, ctx.startTime + 250);
   assert.equal(ctx.attempts, 1);
   assert.equal(createRetryPolicy(harness().build()), undefined, 'no retry block, no policy');
+  assert.equal(createRetryPolicy(harness({ route: { retry: { attempts: 0 } } }).build()), undefined, 'nothing to do, no policy');
 });

@@ -45,7 +45,8 @@ export function buildRetry(b: PolicyBuildContext): Policy | undefined {
 
 export function createRetryPolicy(b: PolicyBuildContext, options: RetryOptions = {}): Policy | undefined {
   const cfg: RetryConfig | undefined = b.route.retry;
-  if (!cfg) return undefined;
+  // Nothing to do per request: no retries and no per-try bound (the core's attempt deadline is the request's).
+  if (!cfg || (cfg.attempts === 0 && cfg.perTryTimeout === undefined)) return undefined;
   const random = options.random ?? Math.random;
   const wallClock = options.wallClock ?? Date.now;
   const cluster = b.cluster;
