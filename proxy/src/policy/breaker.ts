@@ -3,9 +3,10 @@
 // cannot finish. Envoy's other thresholds are enforced elsewhere: connections and pending
 // requests by the core's pool, retries by the retry policy.
 //
-// Like Envoy (and unlike cockatiel's CircuitBreakerPolicy, which opens on a failure ratio),
-// this breaker has no open/half-open cycle: it is a resource cap that "opens" exactly while the
-// resource is at its threshold. Failure-driven ejection is the outlier detector's job.
+// Like Envoy (and unlike cockatiel's CircuitBreakerPolicy, which opens after consecutive or
+// sampled failures and half-opens after a delay), this breaker has no open/half-open cycle: it
+// is a resource cap that "opens" exactly while the resource is at its threshold. Learning from
+// failures is the outlier detector's job, per endpoint, with its own single-probe return.
 //
 // `ClusterState.activeRequests` is also what the retry budget measures, so this policy always
 // runs (the circuitBreaker block has defaults: 1024/1024/1024/3).

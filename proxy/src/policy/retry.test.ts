@@ -179,7 +179,7 @@ test('Retry-After on a 503 or 429 is honoured when it fits the deadline; otherwi
 test('a backoff that would end past the deadline is not slept: the answer is returned', async () => {
   const h = harness({ route: { timeout: '100ms', retry: { attempts: 3, on: ['reset'], backoff: { base: '60ms', max: '1s' } } } });
   const s = scripted(h, [
-    (ep, ctx) => {
+    (ep) => {
       h.clock.advance(30);
       return failure('upstream_reset', ep);
     },

@@ -69,5 +69,5 @@ test('gradient2 updates once per window: at least 10 samples and 2 x the minimum
       last = g.limit;
     }
   }
-  assert.equal(changes, 2, 'windows closed at 14 ms and 119 ms');
+  assert.equal(changes, 2, 'windows closed at 14 ms and 115 ms');
 });
