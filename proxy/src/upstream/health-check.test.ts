@@ -8,7 +8,8 @@ import { FaultUpstream, startFaultUpstreams } from '../../../test/support/fault-
 import { waitFor } from '../../../test/support/servers.js';
 import { clusterConfig, metricValue } from '../../../test/support/policy-fixtures.js';
 
-const fastChecks = { path: '/health', interval: '20ms', timeout: '100ms', unhealthyThreshold: 2, healthyThreshold: 2 };
+// Short intervals for speed; a generous timeout so a loaded machine does not fail healthy probes.
+const fastChecks = { path: '/health', interval: '20ms', timeout: '500ms', unhealthyThreshold: 2, healthyThreshold: 2 };
 
 async function withUpstreams(n: number, fn: (ups: FaultUpstream[]) => Promise<void>): Promise<void> {
   const ups = await startFaultUpstreams(n, { prefix: 'hc' });
