@@ -1,65 +1,14 @@
 // The whole resilience chain in its documented order, over a simulated bottom handler that
-// does what the core's upstream handler is specified to do (pick an available endpoint that
-// has not failed this request, panic to all when none is, call picked(), honour the attempt
-// deadline, count attempts). Fake time; these are the issue's scenarios at unit scale.
+// does what the core's upstream handler is specified to do (test/support/simulated-cluster.ts).
+// Fake time; these are the issue's scenarios at unit scale.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildResiliencePolicies } from './resilience.js';
-import { compose, type Handler, type Outcome, type RequestContext } from './types.js';
+import { compose } from './types.js';
 import { localRateLimiterFactory } from './token-bucket.js';
-import type { EndpointState } from '../upstream/endpoint.js';
 import { seededRandom } from '../../../test/support/fault-upstream.js';
-import { failure, harness, type Harness, upstreamResponse } from '../../../test/support/policy-fixtures.js';
-
-type Behaviour = (ep: EndpointState, ctx: RequestContext) => { latency: number; answer: 'ok' | 'connect-failure' | number };
-
-function simulatedUpstream(h: Harness, behave: Behaviour) {
-  let rr = 0;
-  let attempts = 0;
-  const handler: Handler = (ctx) => {
-    attempts++;
-    ctx.attempts++;
-    const now = ctx.clock.now();
-    const all = h.cluster.endpoints;
-    let candidates = all.filter((e) => e.available(now) && !ctx.failedEndpoints.includes(e));
-    if (candidates.length === 0) candidates = all.filter((e) => e.available(now));
-    if (candidates.length === 0) candidates = all;
-    const ep = candidates[rr++ % candidates.length]!;
-    ep.picked();
-    ep.outstanding++;
-    const { latency, answer } = behave(ep, ctx);
-    const timeout = ctx.attemptDeadline - now;
-    return new Promise<Outcome>((resolve) => {
-      ctx.clock.setTimer(
-        () => {
-          ep.outstanding--;
-          let o: Outcome;
-          if (latency >= timeout) o = failure('upstream_timeout', ep);
-          else if (answer === 'connect-failure') o = failure('upstream_connect_failure', ep);
-          else {
-            ctx.requestSent = true;
-            o = upstreamResponse(answer === 'ok' ? 200 : answer, ep);
-          }
-          if (o.kind === 'local' && !ctx.failedEndpoints.includes(ep)) ctx.failedEndpoints.push(ep);
-          resolve(o);
-        },
-        Math.min(latency, timeout),
-      );
-    });
-  };
-  return { handler, attempts: () => attempts };
-}
-
-/** Steady open-model load: `perMs` new requests every ms for `ms`, then waits for all. */
-async function load(h: Harness, handler: Handler, perMs: number, ms: number): Promise<Outcome[]> {
-  const pending: Promise<Outcome>[] = [];
-  for (let t = 0; t < ms; t++) {
-    for (let i = 0; i < perMs; i++) pending.push(handler(h.ctx()));
-    await h.clock.tick(1);
-  }
-  await h.clock.tick(5000, 5);
-  return Promise.all(pending);
-}
+import { harness } from '../../../test/support/policy-fixtures.js';
+import { openLoad as load, simulatedUpstream } from '../../../test/support/simulated-cluster.js';
 
 const retryRoute = {
   timeout: '2s',
