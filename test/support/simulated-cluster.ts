@@ -4,9 +4,20 @@
 // core's upstream handler is specified to do: pick an available endpoint that has not failed
 // this request, panic to all when none is, call picked(), honour the attempt deadline, count
 // attempts.
-import type { Handler, Outcome, RequestContext } from '../../proxy/src/policy/types.js';
+import { ATTEMPT_POLICIES, REQUEST_POLICIES } from '../../proxy/src/policy/resilience.js';
+import { buildRetry, createRetryPolicy } from '../../proxy/src/policy/retry.js';
+import { compose, type Handler, type Outcome, type PolicyBuildContext, type RequestContext } from '../../proxy/src/policy/types.js';
 import type { EndpointState } from '../../proxy/src/upstream/endpoint.js';
 import { failure, type Harness, upstreamResponse } from './policy-fixtures.js';
+
+/**
+ * The resilience chain in its documented order (resilience.ts) over `bottom`, with the retry
+ * backoff's jitter drawn from `random`, so that a run on fake time repeats exactly.
+ */
+export function seededResilienceChain(b: PolicyBuildContext, bottom: Handler, random: () => number): Handler {
+  const request = REQUEST_POLICIES.map((build) => (build === buildRetry ? createRetryPolicy(b, { random }) : build(b)));
+  return compose([...request, ...ATTEMPT_POLICIES.map((build) => build(b))], bottom);
+}
 
 export type Behaviour = (ep: EndpointState, ctx: RequestContext) => { latency: number; answer: 'ok' | 'connect-failure' | number };
 
@@ -49,16 +60,21 @@ export function simulatedUpstream(h: Harness, behave: Behaviour): { handler: Han
 
 /**
  * Steady open-model load: `perMs` new requests per ms (fractions accumulate, so 0.1 is one
- * request every 10 ms) for `ms`, then waits for all of them.
+ * request every 10 ms) for `ms`, then waits for all of them; `observe` runs after every
+ * millisecond of load and every 5 ms of the wait.
  */
-export async function openLoad(h: Harness, handler: Handler, perMs: number, ms: number): Promise<Outcome[]> {
+export async function openLoad(h: Harness, handler: Handler, perMs: number, ms: number, observe?: () => void): Promise<Outcome[]> {
   const pending: Promise<Outcome>[] = [];
   let due = 0;
   for (let t = 0; t < ms; t++) {
     due += perMs;
     for (; due >= 1; due--) pending.push(handler(h.ctx()));
     await h.clock.tick(1);
+    observe?.();
   }
-  await h.clock.tick(5000, 5);
+  for (let t = 0; t < 5000; t += 5) {
+    await h.clock.tick(5);
+    observe?.();
+  }
   return Promise.all(pending);
 }

@@ -98,9 +98,12 @@ export const retryPolicy = z.strictObject({
   perTryTimeout: duration.optional(),
   backoff: z.strictObject({ base: duration.default(25), max: duration.default(250) }).prefault({}),
   /**
-   * Envoy's retry budget: retries in flight may not exceed max(minConcurrent, percent% of the
-   * cluster's active requests). While it is enabled, circuitBreaker.maxRetries is ignored (as
-   * in Envoy); `enabled: false` falls back to that fixed cap.
+   * Retry budget (policy/retry-budget.ts): retries may be at most `percent` % of the attempts
+   * sent to the cluster in the last 10 s (percent / (100 - percent) retries per first try);
+   * beyond that, `minConcurrent` is a floor for low traffic: while fewer retries are in flight
+   * and the window holds fewer than minConcurrent x 10 retries beyond the ratio. While it is
+   * enabled, circuitBreaker.maxRetries is ignored (as in Envoy); `enabled: false` falls back
+   * to that fixed cap.
    */
   budget: z
     .strictObject({ enabled: z.boolean().default(true), percent: num(0, 100).default(20), minConcurrent: int(0).default(3) })

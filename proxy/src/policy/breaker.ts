@@ -8,8 +8,7 @@
 // is a resource cap that "opens" exactly while the resource is at its threshold. Learning from
 // failures is the outlier detector's job, per endpoint, with its own single-probe return.
 //
-// `ClusterState.activeRequests` is also what the retry budget measures, so this policy always
-// runs (the circuitBreaker block has defaults: 1024/1024/1024/3).
+// The circuitBreaker block has defaults (1024/1024/1024/3), so this policy always runs.
 import type { Outcome, Policy, PolicyBuildContext, RequestContext } from './types.js';
 import { localResponse } from './types.js';
 

@@ -5,7 +5,7 @@
 // - rate-limit first: a client over its rate costs nothing further, not even a queue slot.
 // - concurrency before the breaker: queueing for a slot is the gentle answer to load; the
 //   breaker's maxRequests is the hard cap behind it for clusters without a limiter.
-// - the breaker counts active requests, which is what the retry budget measures.
+// - breaker before retry: maxRequests counts a request once, however many attempts it makes.
 // - retry calls its `next` once per attempt; outlier sees each attempt's outcome and endpoint.
 import { buildBreaker } from './breaker.js';
 import { buildConcurrency } from './concurrency.js';

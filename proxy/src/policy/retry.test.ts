@@ -288,6 +288,61 @@ test('the retry budget stops amplification when every attempt fails; without it 
   assert.ok(fixedCap.ratio > 3.5, `without a budget every request is tried 4 times (${fixedCap.ratio})`);
 });
 
+test('on a fresh cluster the floor grants the retries that 25 % of a handful of first tries cannot', async () => {
+  const run = async (minConcurrent: number) => {
+    const h = harness({ route: { retry: { attempts: 2, on: ['gateway-error'], budget: { minConcurrent } } } });
+    const s = scripted(h, [status(503)]);
+    const ctx = h.ctx();
+    await retryHandler(h, s.handler)(ctx);
+    return { attempts: ctx.attempts, exhausted: await metricValue(h.metrics, 'tsmesh_retry_budget_exhausted_total', { route: 'query', cluster: 'gateway' }) };
+  };
+  // One first try funds 0.25 retries: the first retry is within the ratio (0 < 0.25), the
+  // second (1 >= 0.25) only through the floor.
+  assert.deepEqual(await run(3), { attempts: 3, exhausted: 0 });
+  assert.deepEqual(await run(0), { attempts: 2, exhausted: 1 }, 'without a floor the ratio alone refuses the second retry');
+});
+
+test('the floor cannot exceed its cap: minConcurrent retries in flight, minConcurrent x 10 s retries beyond the ratio per window', async () => {
+  // percent 0: every retry is beyond the ratio, so only the floor grants (2 in flight, 20 per 10 s).
+  const route = (backoff: string) => ({ timeout: '5s', retry: { attempts: 1, on: ['gateway-error'], backoff: { base: backoff, max: backoff }, budget: { percent: 0, minConcurrent: 2 } } });
+
+  // In flight: 10 requests fail at once and back off 50 ms; two retries are granted and held.
+  {
+    const h = harness({ route: route('100ms') });
+    const s = scripted(h, [status(503)]);
+    const handler = retryHandler(h, s.handler, () => 0.5);
+    const ctxs = Array.from({ length: 10 }, () => h.ctx());
+    const ps = ctxs.map((c) => handler(c));
+    await settle();
+    assert.equal(h.cluster.activeRetries, 2);
+    assert.equal(await metricValue(h.metrics, 'tsmesh_circuit_breaker_open', { cluster: 'gateway', resource: 'retries' }), 1, 'the floor is full: the retries resource reads open');
+    await h.clock.tick(100);
+    await Promise.all(ps);
+    assert.deepEqual(ctxs.map((c) => c.attempts).sort(), [1, 1, 1, 1, 1, 1, 1, 1, 2, 2]);
+    assert.equal(await metricValue(h.metrics, 'tsmesh_retry_budget_exhausted_total', { route: 'query', cluster: 'gateway' }), 8);
+    assert.equal(await metricValue(h.metrics, 'tsmesh_circuit_breaker_open', { cluster: 'gateway', resource: 'retries' }), 0, 'nothing in flight, 2 of 20 spent');
+  }
+
+  // Per window: one failing request every 100 ms for 25 s, each retry over at once (never two
+  // in flight); only 20 retries fit any 10 s window.
+  {
+    const h = harness({ route: route('0ms') });
+    const s = scripted(h, [status(503)]);
+    const handler = retryHandler(h, s.handler);
+    const retriedAt: number[] = [];
+    for (let i = 0; i < 250; i++) {
+      const ctx = h.ctx();
+      await handler(ctx);
+      if (ctx.attempts === 2) retriedAt.push(h.clock.now());
+      assert.equal(h.cluster.activeRetries, 0);
+      await h.clock.tick(100);
+    }
+    const mostInAnyWindow = Math.max(...retriedAt.map((t) => retriedAt.filter((u) => u > t - 10_000 && u <= t).length));
+    assert.equal(mostInAnyWindow, 20);
+    assert.equal(retriedAt.length, 60, 'the first 20 requests of each 10 s are retried');
+  }
+});
+
 test('with the budget off, circuitBreaker.maxRetries caps concurrent retries', async () => {
   const h = harness({
     route: { timeout: '5s', retry: { attempts: 1, on: ['gateway-error'], backoff: { base: '50ms', max: '50ms' }, budget: { enabled: false } } },
@@ -315,7 +370,7 @@ test('a client that goes away during the backoff stops the retry at once', async
   const ctx = h.ctx();
   const p = retryHandler(h, s.handler, () => 0.5)(ctx);
   await settle();
-  assert.equal(h.cluster.activeRetries, 1, 'the granted retry holds its budget slot while it waits');
+  assert.equal(h.cluster.activeRetries, 1, 'the granted retry counts as in flight while it waits');
   assert.ok(ctx.cancel, 'the backoff registered how to stop it');
   abort(ctx);
   const out = await p;

@@ -10,15 +10,16 @@
 //   Jitter"): retry n sleeps uniform[0, min(max, base * 2^(n-1))). A Retry-After on a 429/503
 //   replaces the backoff when the pause fits before the deadline; otherwise the answer is
 //   returned as it is, since the server said it will not do better in time.
-// - The retry budget is Envoy's (`retry_budget`, 20 % and 3 by default): a retry may start only
-//   while the cluster's active retries < max(minConcurrent, percent% of its active requests),
-//   so when everything fails, retries add at most about percent% to the load instead of
-//   multiplying it by the attempt count. With the budget on, circuitBreaker.maxRetries is
-//   ignored as in Envoy; with `budget.enabled: false` that fixed cap applies instead. A retry
-//   counts as active from the moment it is granted (including its backoff) until its attempt
-//   is answered, as Envoy's RetryStateImpl holds its `retries` resource. What this costs under
-//   partial failure (a backoff long next to the upstream's latency spends the budget) is
-//   measured in docs/policies.md, "Retry budget".
+// - The retry budget (retry-budget.ts) is count-based over a 10 s sliding window per cluster,
+//   as Finagle's and Linkerd's are: retries may be at most `percent` % of all attempts (first
+//   tries + retries), i.e. percent / (100 - percent) retries per first try, 0.25 at the default
+//   20 %, with `minConcurrent` as a bounded floor for low traffic. First tries are counted when
+//   they are sent, retries when they are granted. A retry counts in ClusterState.activeRetries
+//   from the moment it is granted (including its backoff) until its attempt is answered, as
+//   Envoy's RetryStateImpl holds its `retries` resource; the floor reads that count. With the
+//   budget on, circuitBreaker.maxRetries is ignored as in Envoy; with `budget.enabled: false`
+//   that fixed cap on activeRetries applies instead. docs/policies.md, "Retry budget", says why
+//   not Envoy's concurrency budget and what each lets through.
 // - Non-idempotent requests: once any byte reached the upstream, a request is sent again only
 //   if its body is still held (`replayable`) and it is idempotent (GET/PUT/... or, for
 //   POST/PATCH, an Idempotency-Key header), unless `idempotentOnly: false`. Before anything was
@@ -28,6 +29,7 @@
 // - The answer of a discarded attempt is discard()ed before the next attempt starts; the final
 //   outcome is whatever the last attempt returned.
 import type { RetryConfig } from '../config/schema.js';
+import { RetryBudgetRule, retryWindowOf } from './retry-budget.js';
 import type { Outcome, Policy, PolicyBuildContext, RequestContext } from './types.js';
 import { CLIENT_CLOSED, sleep } from './wait.js';
 
@@ -63,8 +65,9 @@ export function createRetryPolicy(b: PolicyBuildContext, options: RetryOptions =
   const backoffBase = cfg.backoff.base;
   const backoffMax = Math.max(cfg.backoff.max, cfg.backoff.base);
   const budgetOn = cfg.budget.enabled;
-  const budgetFraction = cfg.budget.percent / 100;
-  const budgetMin = cfg.budget.minConcurrent;
+  const budget = new RetryBudgetRule(cfg.budget.percent, cfg.budget.minConcurrent);
+  // Counted even with the budget off, so other routes' budgets on this cluster see this traffic.
+  const window = retryWindowOf(cluster);
   const fixedMaxRetries = cluster.config.circuitBreaker.maxRetries;
   const idempotentOnly = cfg.idempotentOnly;
 
@@ -72,12 +75,13 @@ export function createRetryPolicy(b: PolicyBuildContext, options: RetryOptions =
   const budgetExhausted = b.metrics.retryBudgetExhausted.labels(b.route.name, cluster.name);
   const retryOverflow = b.metrics.breakerRejections.labels(cluster.name, 'retries');
   const retriesOpen = b.metrics.breakerOpen.labels(cluster.name, 'retries');
+  const clock = b.clock;
   b.metrics.setScrapeHook(`retries:${cluster.name}`, () => {
-    retriesOpen.set(cluster.activeRetries >= retryCap() ? 1 : 0);
+    retriesOpen.set(mayRetry(clock.now()) ? 0 : 1);
   });
 
-  function retryCap(): number {
-    return budgetOn ? Math.max(budgetMin, budgetFraction * cluster.activeRequests) : fixedMaxRetries;
+  function mayRetry(now: number): boolean {
+    return budgetOn ? budget.allows(window, cluster.activeRetries, now) : cluster.activeRetries < fixedMaxRetries;
   }
 
   function retriable(outcome: Outcome, ctx: RequestContext): boolean {
@@ -118,6 +122,7 @@ export function createRetryPolicy(b: PolicyBuildContext, options: RetryOptions =
   return (next) => async (ctx) => {
     let retry = 0;
     let holdsRetry = false;
+    window.recordFirstTry(ctx.clock.now());
     try {
       for (;;) {
         const start = ctx.clock.now();
@@ -131,11 +136,12 @@ export function createRetryPolicy(b: PolicyBuildContext, options: RetryOptions =
         const now = ctx.clock.now();
         const pause = pauseBefore(retry + 1, outcome, ctx, now);
         if (pause === undefined) return outcome;
-        if (cluster.activeRetries >= retryCap()) {
+        if (!mayRetry(now)) {
           if (budgetOn) budgetExhausted.inc();
           else retryOverflow.inc();
           return outcome;
         }
+        window.recordRetry(now);
         cluster.activeRetries++;
         holdsRetry = true;
         retry++;
