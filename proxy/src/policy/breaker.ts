@@ -11,6 +11,7 @@
 // The circuitBreaker block has defaults (1024/1024/1024/3), so this policy always runs.
 import type { Outcome, Policy, PolicyBuildContext, RequestContext } from './types.js';
 import { localResponse } from './types.js';
+import { clusterScrapeHooks } from './scrape-hooks.js';
 
 export function buildBreaker(b: PolicyBuildContext): Policy {
   const cluster = b.cluster;
@@ -18,7 +19,7 @@ export function buildBreaker(b: PolicyBuildContext): Policy {
   const maxRequests = cluster.config.circuitBreaker.maxRequests;
   const rejections = b.metrics.breakerRejections.labels(name, 'requests');
   const openGauge = b.metrics.breakerOpen.labels(name, 'requests');
-  b.metrics.setScrapeHook(`breaker:${name}`, () => {
+  clusterScrapeHooks(cluster, b.metrics).set('breaker', () => {
     openGauge.set(cluster.activeRequests >= maxRequests ? 1 : 0);
   });
 

@@ -23,6 +23,7 @@ import { StaticLimit } from './limits/static.js';
 import { VegasLimit } from './limits/vegas.js';
 import type { Outcome, Policy, PolicyBuildContext, RequestContext } from './types.js';
 import { localResponse } from './types.js';
+import { clusterScrapeHooks } from './scrape-hooks.js';
 import { CLIENT_CLOSED } from './wait.js';
 
 export interface ConcurrencyOptions {
@@ -145,9 +146,13 @@ export function buildConcurrency(b: PolicyBuildContext): Policy | undefined {
 export function createConcurrencyPolicy(b: PolicyBuildContext, options: ConcurrencyOptions = {}): Policy | undefined {
   const cluster: ClusterState = b.cluster;
   const cfg = cluster.config.concurrency;
-  const hookKey = `concurrency:${cluster.name}`;
+  const hooks = clusterScrapeHooks(cluster, b.metrics);
   if (!cfg) {
-    b.metrics.setScrapeHook(hookKey, undefined);
+    // No limit any more: no hook, and no gauges frozen at the last limit's values.
+    hooks.set('concurrency', undefined);
+    b.metrics.concurrencyLimit.remove(cluster.name);
+    b.metrics.concurrencyInFlight.remove(cluster.name);
+    b.metrics.concurrencyQueueDepth.remove(cluster.name);
     return undefined;
   }
   const clock = b.clock;
@@ -160,7 +165,7 @@ export function createConcurrencyPolicy(b: PolicyBuildContext, options: Concurre
   const inFlightGauge = b.metrics.concurrencyInFlight.labels(cluster.name);
   const queueGauge = b.metrics.concurrencyQueueDepth.labels(cluster.name);
   const queueWait = b.metrics.concurrencyQueueWait.labels(cluster.name);
-  b.metrics.setScrapeHook(hookKey, () => {
+  hooks.set('concurrency', () => {
     limitGauge.set(state.limit);
     inFlightGauge.set(state.inFlight);
     queueGauge.set(state.queueLength);

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { buildRateLimit, boundedKey, rateLimitPolicyField } from './rate-limit.js';
 import { localRateLimiterFactory } from './token-bucket.js';
 import { rateLimit } from '../config/schema.js';
-import type { RateLimiterFactory } from './rate-limiter.js';
+import type { RateLimiter, RateLimiterFactory } from './rate-limiter.js';
+import { StateRegistry } from './state-store.js';
 import type { Handler } from './types.js';
 import { harness, upstreamResponse } from '../../../test/support/policy-fixtures.js';
 
@@ -61,6 +62,51 @@ test('buckets survive a config swap while the rateLimit block is unchanged; a ch
   h.route = { ...h.route, rateLimit: rateLimit.parse({ requestsPerSecond: 1, burst: 2 }) };
   assert.equal((await build()(h.ctx())).status, 200);
   assert.equal(created(), 2);
+});
+
+test('a limiter is closed when its route leaves the config or drops its rateLimit block; the old snapshot still gets answers', async () => {
+  const h = harness({ route: { rateLimit: { requestsPerSecond: 1, burst: 1 } } });
+  const base = localRateLimiterFactory(h.clock);
+  const open = new Set<RateLimiter>();
+  let closed = 0;
+  const factory: RateLimiterFactory = (name, cfg) => {
+    const inner = base(name, cfg);
+    const l: RateLimiter = {
+      take: (key) => inner.take(key),
+      close: () => {
+        closed++;
+        open.delete(l);
+        inner.close();
+      },
+    };
+    open.add(l);
+    return l;
+  };
+  const bottom: Handler = async () => upstreamResponse(200, h.cluster.endpoints[0]!);
+  const routes = new StateRegistry();
+  const build = () => buildRateLimit(h.build({ rateLimiters: factory, routeState: routes.of('query') }));
+
+  // The route leaves the config: the runtime's retain() disposes its state, closing the limiter.
+  const old = build()!(bottom);
+  assert.equal(open.size, 1);
+  routes.retain(['other']);
+  assert.equal(open.size, 0);
+  assert.equal(closed, 1);
+  assert.equal((await old(h.ctx())).status, 200, 'a request still on the old snapshot is answered');
+  routes.retain(['other']);
+  assert.equal(closed, 1, 'released once');
+
+  // The route comes back, then loses its rateLimit block: the limiter is closed at that build.
+  build();
+  assert.equal(open.size, 1);
+  const limited = h.route;
+  h.route = { ...h.route, rateLimit: undefined };
+  assert.equal(build(), undefined);
+  assert.equal(open.size, 0);
+  h.route = limited;
+  build();
+  assert.equal(open.size, 1, 'and a new limiter starts when it comes back');
+  assert.equal(closed, 2);
 });
 
 test('policy field for sub-1/s rates, and hostile keys are bounded', () => {

@@ -14,10 +14,14 @@
 //
 // The limiter comes from b.rateLimiters (local token buckets, or Redis-backed global limits
 // for `global: true`) and is kept in the route's state, so buckets survive config swaps while
-// the rateLimit block stays the same.
+// the rateLimit block stays the same. It is closed when the block changes, when the route
+// drops its rateLimit block, and when the route leaves the config (StateRegistry.retain
+// disposes the route's state). Requests still finishing on the old snapshot may call take()
+// after close(); a limiter must still answer them.
 import { createHash } from 'node:crypto';
 import type { RateLimitConfig } from '../config/schema.js';
 import type { RateLimiter } from './rate-limiter.js';
+import type { DisposableState } from './state-store.js';
 import { burstOf } from './token-bucket.js';
 import type { Outcome, Policy, PolicyBuildContext } from './types.js';
 import { localResponse } from './types.js';
@@ -25,15 +29,26 @@ import { localResponse } from './types.js';
 /** Longer header values are hashed: buckets keyed by a hostile 30 KiB header cost 43 bytes. */
 const MAX_KEY_LENGTH = 128;
 
-interface RouteLimiter {
-  configKey: string;
+/** The route's limiter and the rateLimit block it was built for; closed when disposed. */
+class RouteLimiter implements DisposableState {
+  configKey = '';
   limiter: RateLimiter | undefined;
+
+  dispose(): void {
+    const l = this.limiter;
+    this.limiter = undefined;
+    this.configKey = '';
+    l?.close();
+  }
 }
 
 export function buildRateLimit(b: PolicyBuildContext): Policy | undefined {
   const cfg = b.route.rateLimit;
-  if (!cfg) return undefined;
-  const held = b.routeState.stateOf<RouteLimiter>('rate-limit', () => ({ configKey: '', limiter: undefined }));
+  if (!cfg) {
+    b.routeState.drop('rate-limit');
+    return undefined;
+  }
+  const held = b.routeState.stateOf('rate-limit', () => new RouteLimiter());
   const configKey = JSON.stringify(cfg);
   if (!held.limiter || held.configKey !== configKey) {
     held.limiter?.close();

@@ -30,6 +30,7 @@
 //   outcome is whatever the last attempt returned.
 import type { RetryConfig } from '../config/schema.js';
 import { RetryBudgetRule, retryWindowOf } from './retry-budget.js';
+import { clusterScrapeHooks } from './scrape-hooks.js';
 import type { Outcome, Policy, PolicyBuildContext, RequestContext } from './types.js';
 import { CLIENT_CLOSED, sleep } from './wait.js';
 
@@ -76,7 +77,7 @@ export function createRetryPolicy(b: PolicyBuildContext, options: RetryOptions =
   const retryOverflow = b.metrics.breakerRejections.labels(cluster.name, 'retries');
   const retriesOpen = b.metrics.breakerOpen.labels(cluster.name, 'retries');
   const clock = b.clock;
-  b.metrics.setScrapeHook(`retries:${cluster.name}`, () => {
+  clusterScrapeHooks(cluster, b.metrics).set('retries', () => {
     retriesOpen.set(mayRetry(clock.now()) ? 0 : 1);
   });
 

@@ -121,9 +121,36 @@ export class ProxyMetrics {
    * Sets, under a key such as "concurrency:gateway", the function that writes live state into
    * the breaker-open and concurrency gauges at scrape time; undefined removes it. A later call
    * with the same key replaces the earlier one (one per cluster and policy, not per snapshot).
+   * Cluster policies set theirs through clusterScrapeHooks (policy/scrape-hooks.ts), which
+   * releases them with the cluster.
    */
   setScrapeHook(key: string, fn: (() => void) | undefined): void {
     if (fn) this.scrapeHooks.set(key, fn);
     else this.scrapeHooks.delete(key);
   }
+
+  /** Removes the hook under `key` only if it is still `fn` (a later setScrapeHook replaced it otherwise). */
+  removeScrapeHook(key: string, fn: () => void): void {
+    if (this.scrapeHooks.get(key) === fn) this.scrapeHooks.delete(key);
+  }
+
+  /** Number of scrape hooks set (for tests of their release). */
+  get scrapeHookCount(): number {
+    return this.scrapeHooks.size;
+  }
+
+  /**
+   * Removes the gauge series of a cluster that scrape hooks write (breaker open, concurrency
+   * limit, in flight, queue depth), so a removed cluster does not keep exporting its last
+   * values. A hook still set for that cluster writes them again at the next scrape.
+   */
+  removeClusterGauges(cluster: string): void {
+    for (const resource of BREAKER_RESOURCES) this.breakerOpen.remove(cluster, resource);
+    this.concurrencyLimit.remove(cluster);
+    this.concurrencyInFlight.remove(cluster);
+    this.concurrencyQueueDepth.remove(cluster);
+  }
 }
+
+/** `resource` label values of the circuit-breaker metrics. */
+export const BREAKER_RESOURCES = ['connections', 'pending', 'requests', 'retries'] as const;
