@@ -99,8 +99,16 @@ export const retryPolicy = z.strictObject({
   retriableStatuses: z.array(int(100, 599)).default([]),
   perTryTimeout: duration.optional(),
   backoff: z.strictObject({ base: duration.default(25), max: duration.default(250) }).prefault({}),
+  /**
+   * Retry budget (policy/retry-budget.ts): retries may be at most `percent` % of the attempts
+   * sent to the cluster in the last 10 s (percent / (100 - percent) retries per first try);
+   * beyond that, `minConcurrent` is a floor for low traffic: while fewer retries are in flight
+   * and the window holds fewer than minConcurrent x 10 retries beyond the ratio. While it is
+   * enabled, circuitBreaker.maxRetries is ignored (as in Envoy); `enabled: false` falls back
+   * to that fixed cap.
+   */
   budget: z
-    .strictObject({ percent: num(0, 100).default(20), minConcurrent: int(0).default(3) })
+    .strictObject({ enabled: z.boolean().default(true), percent: num(0, 100).default(20), minConcurrent: int(0).default(3) })
     .prefault({}),
   /** POST/PATCH are retried only with an Idempotency-Key header (or when nothing reached the upstream). */
   idempotentOnly: z.boolean().default(true),
@@ -117,6 +125,8 @@ export const rateLimit = z.strictObject({
   global: z.boolean().default(false),
   /** Name of the shared counter in Redis; defaults to the route name. */
   globalKey: z.string().min(1).optional(),
+  /** Most keys (header values) with a bucket of their own; the least recently used is evicted beyond it. */
+  maxKeys: int(1, 10_000_000).default(10_000),
 });
 
 const weightedCluster = z.strictObject({ name, weight: int(0, 1_000_000) });

@@ -67,11 +67,21 @@ export class ProxyMetrics {
   /** The denominator of "memory > 90 %" alerts: what this process may use. */
   readonly memoryLimit: Gauge;
 
+  /**
+   * Functions that copy live state (in-flight counts, queue depths, limits) into gauges right
+   * before those gauges are scraped, so that hot paths never write a gauge per request.
+   */
+  private readonly scrapeHooks = new Map<string, () => void>();
+  private readonly runScrapeHooks = (): void => {
+    for (const fn of this.scrapeHooks.values()) fn();
+  };
+
   constructor(registry = new Registry()) {
     this.registry = registry;
     const r = [registry];
     const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) => new Counter<L>({ name, help, labelNames, registers: r });
-    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) => new Gauge<L>({ name, help, labelNames, registers: r });
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], collect?: () => void) =>
+      new Gauge<L>({ name, help, labelNames, registers: r, ...(collect ? { collect } : {}) });
     const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
       new Histogram<L>({ name, help, labelNames, buckets: LATENCY_BUCKETS, registers: r });
 
@@ -95,14 +105,14 @@ export class ProxyMetrics {
     this.retries = counter('tsmesh_retries_total', 'Retries sent (attempts after the first).', ['route', 'cluster']);
     this.retryBudgetExhausted = counter('tsmesh_retry_budget_exhausted_total', 'Retries not sent because the retry budget was spent.', ['route', 'cluster']);
     this.breakerRejections = counter('tsmesh_circuit_breaker_rejections_total', 'Requests rejected because a circuit-breaker threshold was reached, by resource (connections, pending, requests, retries).', ['cluster', 'resource']);
-    this.breakerOpen = gauge('tsmesh_circuit_breaker_open', '1 while a circuit-breaker resource is at its threshold.', ['cluster', 'resource']);
+    this.breakerOpen = gauge('tsmesh_circuit_breaker_open', '1 while a circuit-breaker resource is at its threshold.', ['cluster', 'resource'], this.runScrapeHooks);
     this.outlierEjections = counter('tsmesh_outlier_ejections_total', 'Endpoint ejections by outlier detection.', ['cluster', 'endpoint']);
     this.endpointEjected = gauge('tsmesh_endpoint_ejected', '1 while an endpoint is ejected.', ['cluster', 'endpoint']);
     this.endpointHealthy = gauge('tsmesh_endpoint_healthy', 'Active health-check verdict: 1 healthy, 0 unhealthy.', ['cluster', 'endpoint']);
     this.healthChecks = counter('tsmesh_health_checks_total', 'Active health checks by result (success, failure, timeout).', ['cluster', 'endpoint', 'result']);
-    this.concurrencyLimit = gauge('tsmesh_concurrency_limit', 'Current concurrency limit of a cluster (static or adaptive).', ['cluster']);
-    this.concurrencyInFlight = gauge('tsmesh_concurrency_in_flight', 'Requests holding a concurrency slot.', ['cluster']);
-    this.concurrencyQueueDepth = gauge('tsmesh_concurrency_queue_depth', 'Requests waiting for a concurrency slot.', ['cluster']);
+    this.concurrencyLimit = gauge('tsmesh_concurrency_limit', 'Current concurrency limit of a cluster (static or adaptive).', ['cluster'], this.runScrapeHooks);
+    this.concurrencyInFlight = gauge('tsmesh_concurrency_in_flight', 'Requests holding a concurrency slot.', ['cluster'], this.runScrapeHooks);
+    this.concurrencyQueueDepth = gauge('tsmesh_concurrency_queue_depth', 'Requests waiting for a concurrency slot.', ['cluster'], this.runScrapeHooks);
     this.concurrencyQueueWait = histogram('tsmesh_concurrency_queue_wait_seconds', 'Time requests waited for a concurrency slot.', ['cluster']);
     this.rateLimitFallback = counter('tsmesh_rate_limit_fallback_total', 'Global rate-limit decisions taken locally because Redis was unreachable.', ['route']);
     this.rateLimitBackendUp = gauge('tsmesh_rate_limit_backend_up', '1 while the global rate-limit backend (Redis) is reachable.', []);
@@ -122,6 +132,40 @@ export class ProxyMetrics {
     });
 
     collectRuntimeMetrics(registry);
+  }
+
+  /**
+   * Sets, under a key such as "concurrency:gateway", the function that writes live state into
+   * the breaker-open and concurrency gauges at scrape time; undefined removes it. A later call
+   * with the same key replaces the earlier one (one per cluster and policy, not per snapshot).
+   * Cluster policies set theirs through clusterScrapeHooks (policy/scrape-hooks.ts), which
+   * releases them with the cluster.
+   */
+  setScrapeHook(key: string, fn: (() => void) | undefined): void {
+    if (fn) this.scrapeHooks.set(key, fn);
+    else this.scrapeHooks.delete(key);
+  }
+
+  /** Removes the hook under `key` only if it is still `fn` (a later setScrapeHook replaced it otherwise). */
+  removeScrapeHook(key: string, fn: () => void): void {
+    if (this.scrapeHooks.get(key) === fn) this.scrapeHooks.delete(key);
+  }
+
+  /** Number of scrape hooks set (for tests of their release). */
+  get scrapeHookCount(): number {
+    return this.scrapeHooks.size;
+  }
+
+  /**
+   * Removes the gauge series of a cluster that scrape hooks write (breaker open, concurrency
+   * limit, in flight, queue depth), so a removed cluster does not keep exporting its last
+   * values. A hook still set for that cluster writes them again at the next scrape.
+   */
+  removeClusterGauges(cluster: string): void {
+    for (const resource of BREAKER_RESOURCES) this.breakerOpen.remove(cluster, resource);
+    this.concurrencyLimit.remove(cluster);
+    this.concurrencyInFlight.remove(cluster);
+    this.concurrencyQueueDepth.remove(cluster);
   }
 }
 
@@ -144,3 +188,6 @@ export function collectRuntimeMetrics(registry: Registry, prefix = 'tsmesh_'): v
     registry.removeSingleMetric(prefix + name);
   }
 }
+
+/** `resource` label values of the circuit-breaker metrics. */
+export const BREAKER_RESOURCES = ['connections', 'pending', 'requests', 'retries'] as const;

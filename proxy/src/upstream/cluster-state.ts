@@ -1,8 +1,11 @@
 // A cluster's state that outlives config snapshots: endpoints (by address), resource
 // counters for the circuit breaker, and slots where policies keep what they learned
 // (limiter estimate, ejections, health). A new snapshot takes the state of the same name
-// and updates its config; endpoints that stay keep their history.
+// and updates its config; endpoints that stay keep their history. A cluster that leaves the
+// config is released: policy state holding something outside the cluster (scrape hooks) is
+// disposed.
 import type { ClusterConfig } from '../config/schema.js';
+import { disposeState } from '../policy/state-store.js';
 import { EndpointState } from './endpoint.js';
 
 export class ClusterState {
@@ -57,13 +60,26 @@ export class ClusterState {
     }
     return s;
   }
+
+  /**
+   * The cluster left the config: disposes the policy states that hold something outside it
+   * (DisposableState, e.g. its metric scrape hooks). Counters and learned state stay readable
+   * for requests still finishing on the old snapshot. ClusterRegistry.sync calls it.
+   */
+  release(): void {
+    for (const s of this.policyState.values()) disposeState(s);
+  }
 }
 
 /** All clusters' state of one proxy, by name. */
 export class ClusterRegistry {
   private readonly clusters = new Map<string, ClusterState>();
 
-  /** Returns the state for each configured cluster (creating or updating), dropping the rest. */
+  /**
+   * Returns the state for each configured cluster (creating or updating), dropping and
+   * releasing the rest. The runtime calls it on every applied config, before building the new
+   * snapshot's policies.
+   */
   sync(configs: readonly ClusterConfig[]): Map<string, ClusterState> {
     const out = new Map<string, ClusterState>();
     for (const c of configs) {
@@ -72,7 +88,11 @@ export class ClusterRegistry {
       else s = new ClusterState(c);
       out.set(c.name, s);
     }
-    for (const name of [...this.clusters.keys()]) if (!out.has(name)) this.clusters.delete(name);
+    for (const [name, s] of [...this.clusters]) {
+      if (out.has(name)) continue;
+      this.clusters.delete(name);
+      s.release();
+    }
     for (const [name, s] of out) this.clusters.set(name, s);
     return out;
   }

@@ -32,6 +32,15 @@ export class EndpointState {
     this.port = hp.port;
   }
 
+  /**
+   * The balancer (or the upstream handler) calls this for the endpoint it sends an attempt to.
+   * While the endpoint is probing after an ejection, that attempt is the single probe: the gate
+   * closes for everyone else until the outlier detector has its verdict.
+   */
+  picked(): void {
+    if (this.probing) this.probeInFlight = true;
+  }
+
   /** Whether the balancer may send a new request here now (ejection and health gates). */
   available(now: number): boolean {
     if (!this.healthy) return false;

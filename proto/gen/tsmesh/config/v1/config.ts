@@ -136,6 +136,7 @@ export interface RetryBackoff {
 export interface RetryBudget {
   percent?: number | undefined;
   minConcurrent?: number | undefined;
+  enabled?: boolean | undefined;
 }
 
 export interface RateLimit {
@@ -144,6 +145,7 @@ export interface RateLimit {
   key: RateLimitKey | undefined;
   global?: boolean | undefined;
   globalKey?: string | undefined;
+  maxKeys?: number | undefined;
 }
 
 export interface RateLimitKey {
@@ -1710,7 +1712,7 @@ export const RetryBackoff: MessageFns<RetryBackoff> = {
 };
 
 function createBaseRetryBudget(): RetryBudget {
-  return { percent: undefined, minConcurrent: undefined };
+  return { percent: undefined, minConcurrent: undefined, enabled: undefined };
 }
 
 export const RetryBudget: MessageFns<RetryBudget> = {
@@ -1720,6 +1722,9 @@ export const RetryBudget: MessageFns<RetryBudget> = {
     }
     if (message.minConcurrent !== undefined) {
       writer.uint32(16).uint32(message.minConcurrent);
+    }
+    if (message.enabled !== undefined) {
+      writer.uint32(24).bool(message.enabled);
     }
     return writer;
   },
@@ -1753,6 +1758,14 @@ export const RetryBudget: MessageFns<RetryBudget> = {
             message.minConcurrent = reader.uint32();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.enabled = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1773,6 +1786,7 @@ export const RetryBudget: MessageFns<RetryBudget> = {
         : isSet(object.min_concurrent)
         ? globalThis.Number(object.min_concurrent)
         : undefined,
+      enabled: isSet(object.enabled) ? globalThis.Boolean(object.enabled) : undefined,
     };
   },
 
@@ -1784,6 +1798,9 @@ export const RetryBudget: MessageFns<RetryBudget> = {
     if (message.minConcurrent !== undefined) {
       obj.minConcurrent = Math.round(message.minConcurrent);
     }
+    if (message.enabled !== undefined) {
+      obj.enabled = message.enabled;
+    }
     return obj;
   },
 
@@ -1794,12 +1811,20 @@ export const RetryBudget: MessageFns<RetryBudget> = {
     const message = createBaseRetryBudget();
     message.percent = object.percent ?? undefined;
     message.minConcurrent = object.minConcurrent ?? undefined;
+    message.enabled = object.enabled ?? undefined;
     return message;
   },
 };
 
 function createBaseRateLimit(): RateLimit {
-  return { requestsPerSecond: undefined, burst: undefined, key: undefined, global: undefined, globalKey: undefined };
+  return {
+    requestsPerSecond: undefined,
+    burst: undefined,
+    key: undefined,
+    global: undefined,
+    globalKey: undefined,
+    maxKeys: undefined,
+  };
 }
 
 export const RateLimit: MessageFns<RateLimit> = {
@@ -1818,6 +1843,9 @@ export const RateLimit: MessageFns<RateLimit> = {
     }
     if (message.globalKey !== undefined) {
       writer.uint32(42).string(message.globalKey);
+    }
+    if (message.maxKeys !== undefined) {
+      writer.uint32(48).uint32(message.maxKeys);
     }
     return writer;
   },
@@ -1875,6 +1903,14 @@ export const RateLimit: MessageFns<RateLimit> = {
             message.globalKey = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.maxKeys = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1902,6 +1938,11 @@ export const RateLimit: MessageFns<RateLimit> = {
         : isSet(object.global_key)
         ? globalThis.String(object.global_key)
         : undefined,
+      maxKeys: isSet(object.maxKeys)
+        ? globalThis.Number(object.maxKeys)
+        : isSet(object.max_keys)
+        ? globalThis.Number(object.max_keys)
+        : undefined,
     };
   },
 
@@ -1922,6 +1963,9 @@ export const RateLimit: MessageFns<RateLimit> = {
     if (message.globalKey !== undefined) {
       obj.globalKey = message.globalKey;
     }
+    if (message.maxKeys !== undefined) {
+      obj.maxKeys = Math.round(message.maxKeys);
+    }
     return obj;
   },
 
@@ -1935,6 +1979,7 @@ export const RateLimit: MessageFns<RateLimit> = {
     message.key = (object.key !== undefined && object.key !== null) ? RateLimitKey.fromPartial(object.key) : undefined;
     message.global = object.global ?? undefined;
     message.globalKey = object.globalKey ?? undefined;
+    message.maxKeys = object.maxKeys ?? undefined;
     return message;
   },
 };

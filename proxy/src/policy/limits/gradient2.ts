@@ -1,0 +1,150 @@
+// Gradient2, after Netflix concurrency-limits' Gradient2Limit (behind its WindowedLimit), the
+// algorithm Envoy's adaptive concurrency filter also follows (a gradient of a baseline latency
+// over the current one, times the limit, plus headroom):
+//
+//   gradient = clamp(tolerance * longRtt / shortRtt, 0.5, 1)
+//   newLimit = limit * gradient + queueSize
+//   limit    = clamp(limit * (1 - smoothing) + newLimit * smoothing, min, max)
+//
+// shortRtt is the average latency of one sample window (at least `windowSize` samples and
+// 2 x the window's minimum latency, between minWindowMs and maxWindowMs); longRtt is an
+// exponential average of those over `longWindow` windows, the baseline that lags when latency
+// rises, so the gradient falls below 1 and the limit shrinks toward what the upstream finishes
+// without queueing. When latency recovers, longRtt is pulled down faster (x0.95 per window
+// while it is over 2 x shortRtt). The limit does not move while fewer than half its slots are
+// used (the load, not the upstream, is the bottleneck then).
+//
+// Unlike Netflix's Gradient2 (which ignores drops), a window that lost more than one and more
+// than dropThreshold (5 %) of its requests to drops (timeouts, 503/504) cuts the limit by
+// backoffRatio (0.9, as their GradientLimit and AIMDLimit do): an overloaded upstream that
+// sheds answers 503 fast, so latency alone would read shedding as health. Below the threshold
+// drops are background errors (a flaky endpoint, what retries absorb) and only leave the
+// latency average; cutting on every one would walk the limit down to its minimum.
+import { clamp, type LimitAlgorithm } from './limit.js';
+
+export interface Gradient2Options {
+  initial: number;
+  min: number;
+  max: number;
+  smoothing?: number;
+  rttTolerance?: number;
+  longWindow?: number;
+  /** Headroom the limit may grow by per window while latency stays at its baseline. */
+  queueSize?: (limit: number) => number;
+  backoffRatio?: number;
+  /** Fraction of a window's requests that must be drops before the limit is cut. */
+  dropThreshold?: number;
+  windowSize?: number;
+  minWindowMs?: number;
+  maxWindowMs?: number;
+}
+
+/** Exponential moving average with a plain-average warm-up (Netflix's ExpAvgMeasurement). */
+class ExpAverage {
+  value = 0;
+  private count = 0;
+
+  constructor(
+    private readonly window: number,
+    private readonly warmup: number,
+  ) {}
+
+  add(sample: number): number {
+    if (this.count < this.warmup) {
+      this.count++;
+      this.value += (sample - this.value) / this.count;
+    } else {
+      const f = 2 / (this.window + 1);
+      this.value = this.value * (1 - f) + sample * f;
+    }
+    return this.value;
+  }
+}
+
+export class Gradient2Limit implements LimitAlgorithm {
+  limit: number;
+  /** The baseline latency (ms), exposed for tests and debugging. */
+  get longRtt(): number {
+    return this.long.value;
+  }
+  lastShortRtt = 0;
+
+  private readonly min: number;
+  private readonly max: number;
+  private readonly smoothing: number;
+  private readonly tolerance: number;
+  private readonly queueSize: (limit: number) => number;
+  private readonly backoffRatio: number;
+  private readonly dropThreshold: number;
+  private readonly windowSize: number;
+  private readonly minWindowMs: number;
+  private readonly maxWindowMs: number;
+  private readonly long: ExpAverage;
+
+  // The open sample window.
+  private nextUpdate = 0;
+  private count = 0;
+  private countRtt = 0;
+  private sum = 0;
+  private minRtt = Infinity;
+  private maxInFlight = 0;
+  private drops = 0;
+
+  constructor(o: Gradient2Options) {
+    this.min = o.min;
+    this.max = o.max;
+    this.limit = clamp(o.initial, o.min, o.max);
+    this.smoothing = o.smoothing ?? 0.2;
+    this.tolerance = o.rttTolerance ?? 1.5;
+    this.queueSize = o.queueSize ?? (() => 4);
+    this.backoffRatio = o.backoffRatio ?? 0.9;
+    this.dropThreshold = o.dropThreshold ?? 0.05;
+    this.windowSize = o.windowSize ?? 10;
+    this.minWindowMs = o.minWindowMs ?? 100;
+    this.maxWindowMs = o.maxWindowMs ?? 1000;
+    this.long = new ExpAverage(o.longWindow ?? 600, 10);
+  }
+
+  onSample(startTime: number, rttMs: number, inFlight: number, didDrop: boolean): void {
+    if (didDrop) {
+      this.drops++;
+    } else {
+      this.sum += rttMs;
+      this.countRtt++;
+    }
+    // Drops count for the window's length (how fast answers come), not for its latency.
+    if (rttMs < this.minRtt) this.minRtt = rttMs;
+    this.count++;
+    if (inFlight > this.maxInFlight) this.maxInFlight = inFlight;
+
+    const end = startTime + rttMs;
+    if (end <= this.nextUpdate || this.count < this.windowSize) return;
+    this.nextUpdate = end + clamp(2 * this.minRtt, this.minWindowMs, this.maxWindowMs);
+    this.update();
+  }
+
+  private update(): void {
+    const dropped = this.drops > 1 && this.drops > this.dropThreshold * this.count;
+    const maxInFlight = this.maxInFlight;
+    const short = this.countRtt > 0 ? this.sum / this.countRtt : 0;
+    this.count = 0;
+    this.countRtt = 0;
+    this.sum = 0;
+    this.minRtt = Infinity;
+    this.maxInFlight = 0;
+    this.drops = 0;
+
+    if (dropped) {
+      this.limit = Math.max(this.min, this.limit * this.backoffRatio);
+      return;
+    }
+    if (short <= 0) return;
+    this.lastShortRtt = short;
+    const long = this.long.add(short);
+    if (long / short > 2) this.long.value *= 0.95;
+    if (maxInFlight < this.limit / 2) return;
+    const gradient = clamp((this.tolerance * long) / short, 0.5, 1);
+    const next = this.limit * gradient + this.queueSize(this.limit);
+    this.limit = clamp(this.limit * (1 - this.smoothing) + next * this.smoothing, this.min, this.max);
+  }
+}
