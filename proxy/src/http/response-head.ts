@@ -1,0 +1,117 @@
+// The upstream response head parser. As strict as the request side: a response the proxy
+// cannot frame without guessing (both Content-Length and Transfer-Encoding, two lengths, an
+// unknown transfer coding) is refused and answered 502, never passed on for the client to guess.
+import { CR, LF, SP, latin1, equalsLowerValue } from './chars.js';
+import { H } from './header-names.js';
+import { ERR, F_ID, F_SIZE, F_VALUE, F_VALUE_END, MessageHead, ParseError, parseDecimal, parseFieldLines } from './head.js';
+import { markConnectionTokens, parseConnection, CONN_CLOSE, CONN_KEEP_ALIVE, CONN_OTHER, CONN_INVALID } from './connection-header.js';
+
+export const RESPONSE_ERR = {
+  tooLarge: new ParseError(502, 'response head too large'),
+  badLength: new ParseError(502, 'invalid or repeated Content-Length in the response'),
+  lengthAndChunked: new ParseError(502, 'response with both Content-Length and Transfer-Encoding'),
+  badTransferEncoding: new ParseError(502, 'response Transfer-Encoding other than a single chunked'),
+  badConnection: new ParseError(502, 'invalid Connection header in the response'),
+} as const;
+
+export class ResponseHead extends MessageHead {
+  status = 0;
+  version = 11;
+  /** End of the status line without its CRLF. */
+  statusLineEnd = 0;
+  contentLength = -1;
+  chunked = false;
+  /** The upstream will close after this response (Connection: close, or HTTP/1.0 without keep-alive). */
+  close = false;
+  /** Keep-Alive: timeout=N in ms; -1 when not sent. */
+  keepAliveTimeoutMs = -1;
+}
+
+function parseKeepAliveTimeout(value: string): number {
+  const m = /(?:^|[,;\s])timeout\s*=\s*(\d{1,9})/i.exec(value);
+  return m ? Number(m[1]) * 1000 : -1;
+}
+
+/** Parses a response head in buf[start, end) (end just after CRLF CRLF). */
+export function parseResponseHead(buf: Buffer, start: number, end: number, maxHeaderBytes: number, maxFields: number): ResponseHead | ParseError {
+  if (end - start > maxHeaderBytes) return RESPONSE_ERR.tooLarge;
+  const head = new ResponseHead(buf, start);
+  let i = start;
+  if (
+    buf[i] !== 0x48 || buf[i + 1] !== 0x54 || buf[i + 2] !== 0x54 || buf[i + 3] !== 0x50 ||
+    buf[i + 4] !== 0x2f || buf[i + 5] !== 0x31 || buf[i + 6] !== 0x2e || buf[i + 8] !== SP
+  ) return ERR.badStatus;
+  const minor = buf[i + 7];
+  if (minor === 0x31) head.version = 11;
+  else if (minor === 0x30) head.version = 10;
+  else return ERR.badStatus;
+  i += 9;
+  const d0 = buf[i]! - 0x30;
+  const d1 = buf[i + 1]! - 0x30;
+  const d2 = buf[i + 2]! - 0x30;
+  if (d0 < 1 || d0 > 5 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return ERR.badStatus;
+  head.status = d0 * 100 + d1 * 10 + d2;
+  i += 3;
+  // reason-phrase: SP *( HTAB / SP / VCHAR / obs-text ); some servers omit the SP when it is empty.
+  if (buf[i] === SP) {
+    i++;
+    for (; i < end && buf[i] !== CR; i++) {
+      const c = buf[i]!;
+      if (c === LF || (c < 0x20 && c !== 0x09) || c === 0x7f) return ERR.badStatus;
+    }
+  }
+  if (buf[i] !== CR) return ERR.badStatus;
+  if (buf[i + 1] !== LF) return ERR.bareCr;
+  head.statusLineEnd = i;
+  i += 2;
+  const err = parseFieldLines(head, i, end, maxFields);
+  if (err) return err.status === 431 ? RESPONSE_ERR.tooLarge : new ParseError(502, `response: ${err.message}`);
+
+  const f = head.f;
+  let keepAlive = false;
+  let connectionOther = false;
+  for (let k = 0; k < head.count; k++) {
+    const id = f[k * F_SIZE + F_ID]!;
+    if (id === 0) continue;
+    const vs = f[k * F_SIZE + F_VALUE]!;
+    const ve = f[k * F_SIZE + F_VALUE_END]!;
+    switch (id) {
+      case H.CONTENT_LENGTH: {
+        const n = parseDecimal(buf, vs, ve);
+        if (n < 0 || head.contentLength >= 0) return RESPONSE_ERR.badLength;
+        head.contentLength = n;
+        break;
+      }
+      case H.TRANSFER_ENCODING:
+        if (head.chunked || !equalsLowerValue(buf, vs, ve, 'chunked')) return RESPONSE_ERR.badTransferEncoding;
+        head.chunked = true;
+        break;
+      case H.CONNECTION: {
+        const flags = parseConnection(buf, vs, ve);
+        if (flags & CONN_INVALID) return RESPONSE_ERR.badConnection;
+        if (flags & CONN_CLOSE) head.close = true;
+        if (flags & CONN_KEEP_ALIVE) keepAlive = true;
+        if (flags & CONN_OTHER) connectionOther = true;
+        head.drop[k] = 1;
+        break;
+      }
+      case H.KEEP_ALIVE:
+        head.keepAliveTimeoutMs = parseKeepAliveTimeout(latin1(buf, vs, ve));
+        head.drop[k] = 1;
+        break;
+      case H.PROXY_CONNECTION:
+      case H.TE:
+      case H.TRAILER:
+      case H.UPGRADE:
+      case H.PROXY_AUTHORIZATION:
+      case H.PROXY_AUTHENTICATE:
+        head.drop[k] = 1;
+        break;
+    }
+  }
+  if (head.chunked && head.contentLength >= 0) return RESPONSE_ERR.lengthAndChunked;
+  if (head.chunked && head.version === 10) return RESPONSE_ERR.badTransferEncoding;
+  if (head.version === 10 && !keepAlive) head.close = true;
+  if (connectionOther) markConnectionTokens(head);
+  return head;
+}
