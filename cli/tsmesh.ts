@@ -3,6 +3,7 @@
 // the operator's tools. Each subcommand lives in cli/commands/ and registers itself here.
 import { Command } from 'commander';
 import { registerValidate } from './commands/validate.js';
+import { registerProxy } from './commands/proxy.js';
 
 const program = new Command('tsmesh')
   .description('A service-mesh sidecar/edge proxy and its gRPC control plane')
@@ -10,6 +11,7 @@ const program = new Command('tsmesh')
   .enablePositionalOptions();
 
 registerValidate(program);
+registerProxy(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`tsmesh: ${err instanceof Error ? err.message : String(err)}`);

@@ -200,7 +200,7 @@ export class ClientConnection {
       return;
     }
     this.state = State.Idle;
-    this.deadline = this.listener.clock.now() + this.listener.snapshot.config.idleTimeout;
+    this.deadline = ex.finishedAt + this.listener.snapshot.config.idleTimeout;
     this.resume(PAUSE_PIPELINE);
     if (this.buf !== undefined) {
       if (!this.processing) this.process();

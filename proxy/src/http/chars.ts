@@ -49,9 +49,28 @@ export function latin1(buf: Buffer, start: number, end: number): string {
   return (buf as Latin1Buffer).latin1Slice(start, end);
 }
 
-/** Writes text (one byte per char) into buf at offset; returns the offset after it. */
+/**
+ * Writes text (one byte per char) into buf at offset; returns the offset after it. Short
+ * strings (most header lines) are written by a JS loop: cheaper than a call into C++.
+ */
 export function writeLatin1(buf: Buffer, text: string, offset: number): number {
-  return offset + (buf as Latin1Buffer).latin1Write(text, offset, text.length);
+  const n = text.length;
+  if (n <= 64) {
+    for (let i = 0; i < n; i++) buf[offset + i] = text.charCodeAt(i);
+    return offset + n;
+  }
+  return offset + (buf as Latin1Buffer).latin1Write(text, offset, n);
+}
+
+/** Copies src[start, end) into dst at offset; returns the offset after it. Short ranges by a JS loop. */
+export function copyBytes(src: Buffer, start: number, end: number, dst: Buffer, offset: number): number {
+  const n = end - start;
+  if (n <= 64) {
+    for (let i = 0; i < n; i++) dst[offset + i] = src[start + i]!;
+    return offset + n;
+  }
+  dst.set(src.subarray(start, end), offset);
+  return offset + n;
 }
 
 /**

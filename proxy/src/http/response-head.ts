@@ -1,7 +1,7 @@
 // The upstream response head parser. As strict as the request side: a response the proxy
 // cannot frame without guessing (both Content-Length and Transfer-Encoding, two lengths, an
 // unknown transfer coding) is refused and answered 502, never passed on for the client to guess.
-import { CR, LF, SP, latin1, equalsLowerValue } from './chars.js';
+import { CR, LF, SP, equalsLowerValue } from './chars.js';
 import { H } from './header-names.js';
 import { ERR, F_ID, F_SIZE, F_VALUE, F_VALUE_END, MessageHead, ParseError, parseDecimal, parseFieldLines } from './head.js';
 import { markConnectionTokens, parseConnection, CONN_CLOSE, CONN_KEEP_ALIVE, CONN_OTHER, CONN_INVALID } from './connection-header.js';
@@ -27,9 +27,31 @@ export class ResponseHead extends MessageHead {
   keepAliveTimeoutMs = -1;
 }
 
-function parseKeepAliveTimeout(value: string): number {
-  const m = /(?:^|[,;\s])timeout\s*=\s*(\d{1,9})/i.exec(value);
-  return m ? Number(m[1]) * 1000 : -1;
+/** Keep-Alive: timeout=N (RFC 2068 19.7.1.1), parameters separated by commas; -1 when absent or malformed. */
+function parseKeepAliveTimeout(buf: Buffer, start: number, end: number): number {
+  let i = start;
+  while (i < end) {
+    while (i < end && (buf[i] === 0x20 || buf[i] === 0x09 || buf[i] === 0x2c)) i++;
+    if (end - i > 8 && (buf[i]! | 0x20) === 0x74 && (buf[i + 1]! | 0x20) === 0x69 && (buf[i + 2]! | 0x20) === 0x6d && (buf[i + 3]! | 0x20) === 0x65 &&
+      (buf[i + 4]! | 0x20) === 0x6f && (buf[i + 5]! | 0x20) === 0x75 && (buf[i + 6]! | 0x20) === 0x74) {
+      let j = i + 7;
+      while (j < end && (buf[j] === 0x20 || buf[j] === 0x09)) j++;
+      if (buf[j] === 0x3d) {
+        j++;
+        while (j < end && (buf[j] === 0x20 || buf[j] === 0x09)) j++;
+        let n = 0;
+        let digits = 0;
+        while (j < end && buf[j]! >= 0x30 && buf[j]! <= 0x39 && digits < 9) {
+          n = n * 10 + buf[j]! - 0x30;
+          j++;
+          digits++;
+        }
+        if (digits > 0) return n * 1000;
+      }
+    }
+    while (i < end && buf[i] !== 0x2c) i++;
+  }
+  return -1;
 }
 
 /** Parses a response head in buf[start, end) (end just after CRLF CRLF). */
@@ -96,7 +118,7 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, maxHe
         break;
       }
       case H.KEEP_ALIVE:
-        head.keepAliveTimeoutMs = parseKeepAliveTimeout(latin1(buf, vs, ve));
+        head.keepAliveTimeoutMs = parseKeepAliveTimeout(buf, vs, ve);
         head.drop[k] = 1;
         break;
       case H.PROXY_CONNECTION:

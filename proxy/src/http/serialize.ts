@@ -1,7 +1,7 @@
 // Heads the proxy writes, built into one Buffer each so that a head (and, when it fits, the
 // first body bytes) leaves in one socket write. Kept field lines are copied as byte ranges
 // from the received head, unchanged and in order (repeated fields too), never re-encoded.
-import { writeLatin1 } from './chars.js';
+import { copyBytes, writeLatin1 } from './chars.js';
 import { F_LINE, F_LINE_END, F_SIZE, F_VALUE, F_VALUE_END, type MessageHead } from './head.js';
 import { H } from './header-names.js';
 import type { RequestHead } from './request-head.js';
@@ -31,11 +31,11 @@ export function copyKeptFields(head: MessageHead, out: Buffer, offset: number): 
       runEnd = e;
       continue;
     }
-    if (runStart >= 0) offset += buf.copy(out, offset, runStart, runEnd);
+    if (runStart >= 0) offset = copyBytes(buf, runStart, runEnd, out, offset);
     runStart = s;
     runEnd = e;
   }
-  if (runStart >= 0) offset += buf.copy(out, offset, runStart, runEnd);
+  if (runStart >= 0) offset = copyBytes(buf, runStart, runEnd, out, offset);
   return offset;
 }
 
@@ -79,7 +79,7 @@ export class RequestPrefix {
       out = this.buf;
     } else {
       out = Buffer.allocUnsafe(this.prefixEnd + tail.length);
-      this.buf.copy(out, 0, 0, this.prefixEnd);
+      copyBytes(this.buf, 0, this.prefixEnd, out, 0);
     }
     const end = writeLatin1(out, tail, this.prefixEnd);
     return out.subarray(0, end);
@@ -98,7 +98,7 @@ export function buildRequestPrefix(head: RequestHead, clientAddress: string, req
   const startLen = startLine === undefined ? head.fieldsStart - head.start : startLine.length;
   const size = startLen + keptFieldsLength(head) + extra.length;
   const out = Buffer.allocUnsafe(size + ATTEMPT_ROOM);
-  let o = startLine === undefined ? head.buf.copy(out, 0, head.start, head.fieldsStart) : writeLatin1(out, startLine, 0);
+  let o = startLine === undefined ? copyBytes(head.buf, head.start, head.fieldsStart, out, 0) : writeLatin1(out, startLine, 0);
   o = copyKeptFields(head, out, o);
   o = writeLatin1(out, extra, o);
   return new RequestPrefix(out, o, head.version === 10 && head.host === '' && !head.absoluteForm);
@@ -117,7 +117,7 @@ export function buildResponseHead(head: ResponseHead, attempts: number, connecti
   const statusLen = head.fieldsStart - head.start;
   const size = statusLen + keptFieldsLength(head) + extra.length;
   const out = Buffer.allocUnsafe(size + bodyLen);
-  let o = head.buf.copy(out, 0, head.start, head.fieldsStart);
+  let o = copyBytes(head.buf, head.start, head.fieldsStart, out, 0);
   out[7] = 0x31; // HTTP/1.0 upstream answers go out as HTTP/1.1 (the proxy's own version)
   o = copyKeptFields(head, out, o);
   o = writeLatin1(out, extra, o);

@@ -2,6 +2,10 @@
 // a time (no upstream pipelining) and goes back to its pool when a response ends cleanly.
 // Handlers are bound once per socket; per response the parser only moves offsets.
 import { connect, type Socket } from 'node:net';
+
+/** Opens the socket of an upstream connection; replaceable for socket-free benchmarks. */
+export type Connector = (host: string, port: number) => Socket;
+export const netConnector: Connector = (host, port) => connect({ host, port, noDelay: true });
 import type { TimerHandle } from '../clock.js';
 import { ChunkedScanner } from '../http/chunked.js';
 import { findHeadEnd, ParseError } from '../http/head.js';
@@ -64,8 +68,9 @@ export class UpstreamConnection {
     readonly pool: EndpointPool,
     host: string,
     port: number,
+    connector: Connector = netConnector,
   ) {
-    this.socket = connect({ host, port, noDelay: true });
+    this.socket = connector(host, port);
     this.socket.on('connect', this.onConnect);
     this.socket.on('data', this.onData);
     this.socket.on('end', this.onEnd);

@@ -19,7 +19,7 @@ import type { ClusterState } from './cluster-state.js';
 import type { EndpointState } from './endpoint.js';
 import type { UpstreamConnection, ResponseReader } from './connection.js';
 import { ClusterPools, type EndpointPool, type PoolWait, type PoolWaiter } from './pool.js';
-import { balancerFor } from './balancer/index.js';
+import { balancerFor, type Balancer } from './balancer/index.js';
 import { recordPenalty, recordRtt } from './balancer/peak-ewma.js';
 
 /** What an attempt needs of the request it serves (the core's Exchange implements it). */
@@ -62,6 +62,8 @@ const enum Phase {
 /** Per-cluster services the attempts of that cluster share. */
 export class ClusterDispatch {
   readonly pools: ClusterPools;
+  /** The cluster's balancer, looked up once per config snapshot (not per request). */
+  balancer: Balancer;
   private readonly attemptDuration: { observe(v: number): void };
   private readonly staleRetries: { inc(): void };
   private readonly endpointStats = new Map<EndpointState, EndpointStats>();
@@ -73,7 +75,8 @@ export class ClusterDispatch {
     readonly stats: HotStats,
   ) {
     this.pools = new ClusterPools(cluster, clock, metrics);
-    this.attemptDuration = metrics.upstreamAttemptDuration.labels(cluster.name);
+    this.balancer = balancerFor(cluster);
+    this.attemptDuration = stats.histogram(metrics.upstreamAttemptDuration, { cluster: cluster.name });
     this.staleRetries = metrics.upstreamStaleConnectionRetries.labels(cluster.name);
   }
 
@@ -98,6 +101,7 @@ export class ClusterDispatch {
 
   /** After a config swap: forget pools and stats of removed endpoints. */
   sync(): void {
+    this.balancer = balancerFor(this.cluster);
     this.pools.sync();
     const live = new Set(this.cluster.endpoints);
     for (const ep of [...this.endpointStats.keys()]) if (!live.has(ep)) this.endpointStats.delete(ep);
@@ -111,7 +115,7 @@ export function upstreamHandler(dispatch: ClusterDispatch): Handler {
     const cluster = dispatch.cluster;
     const now = dispatch.clock.now();
     owner.attempts++;
-    const ep = balancerFor(cluster).pick(cluster.endpoints, owner.failedEndpoints, now);
+    const ep = dispatch.balancer.pick(cluster.endpoints, owner.failedEndpoints, now);
     if (!ep) return Promise.resolve(localResponse('circuit_open', 503, { detail: `cluster ${cluster.name} has no endpoints` }));
     const attempt = new Attempt(owner, ep, dispatch.pools.get(ep), dispatch);
     attempt.start(now);
@@ -142,6 +146,7 @@ export class Attempt implements UpstreamResponse, PoolWaiter, ResponseReader {
   private reused = false;
   private staleRetried = false;
   private endpointReleased = false;
+  private synchronous = false;
 
   constructor(
     readonly owner: AttemptOwner,
@@ -173,7 +178,9 @@ export class Attempt implements UpstreamResponse, PoolWaiter, ResponseReader {
     this.timerAt = at;
     this.timer = this.dispatch.clock.setTimer(this.onTimer, at - now);
     owner.cancel = this.cancel;
+    this.synchronous = true;
     this.pool.acquire(this);
+    this.synchronous = false;
   }
 
   // --- pool ---
@@ -187,7 +194,8 @@ export class Attempt implements UpstreamResponse, PoolWaiter, ResponseReader {
     this.conn = conn;
     this.reused = conn.served > 0;
     conn.begin(this);
-    const now = this.dispatch.clock.now();
+    // A connection lent at once (the usual case) needs no second clock read.
+    const now = this.phase === Phase.Waiting && this.synchronous ? this.startedAt : this.dispatch.clock.now();
     const left = Math.max(1, Math.ceil(Math.min(owner.attemptDeadline, owner.deadline) - now));
     this.bodySent = 0;
     if (!owner.sendRequest(this, owner.upstreamHead(left, this.endpoint))) {
@@ -215,6 +223,7 @@ export class Attempt implements UpstreamResponse, PoolWaiter, ResponseReader {
   onHead(head: ResponseHead, _hasBody: boolean): void {
     if (this.phase !== Phase.Sent) return;
     const now = this.dispatch.clock.now();
+    this.dispatch.pools.recentNow = now;
     this.phase = Phase.Head;
     this.head = head;
     this.status = head.status;

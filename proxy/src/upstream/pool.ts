@@ -9,7 +9,7 @@ import type { Clock } from '../clock.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { ClusterState } from './cluster-state.js';
 import type { EndpointState } from './endpoint.js';
-import { UpstreamConnection } from './connection.js';
+import { UpstreamConnection, netConnector, type Connector } from './connection.js';
 
 /** Someone waiting for a connection: an upstream attempt. */
 export interface PoolWaiter {
@@ -113,7 +113,7 @@ export class EndpointPool {
 
   private connectFor(w: PoolWaiter): void {
     const cluster = this.cluster;
-    const conn = new UpstreamConnection(this, this.endpoint.host, this.endpoint.port);
+    const conn = new UpstreamConnection(this, this.endpoint.host, this.endpoint.port, this.owner.connector);
     this.open++;
     cluster.connections++;
     this.owner.opened();
@@ -143,6 +143,7 @@ export class EndpointPool {
   }
 
   onConnected(conn: UpstreamConnection): void {
+    this.owner.recentNow = this.owner.clock.now();
     conn.connectTimer?.cancel();
     conn.connectTimer = undefined;
     const owner = this.connectingOwner.get(conn);
@@ -194,7 +195,7 @@ export class EndpointPool {
       this.lend(conn, w);
       return;
     }
-    conn.idleSince = this.owner.clock.now();
+    conn.idleSince = this.owner.recentNow;
     this.idle.push(conn);
   }
 
@@ -246,6 +247,10 @@ export class EndpointPool {
 /** The pools of one cluster, kept in its ClusterState so they outlive config snapshots. */
 export class ClusterPools {
   private readonly pools = new Map<EndpointState, EndpointPool>();
+  /** How connections are opened (net.connect; a benchmark may replace it). */
+  connector: Connector = netConnector;
+  /** A recent clock reading (the last response head's), good enough for idle-since times. */
+  recentNow = 0;
   private readonly openedCounter;
   private readonly rejectCounters;
 
@@ -305,6 +310,7 @@ export class ClusterPools {
   }
 
   sweep(now: number): void {
+    if (now > this.recentNow) this.recentNow = now;
     for (const p of this.pools.values()) p.sweep(now);
   }
 
