@@ -65,29 +65,35 @@ async function main(): Promise<void> {
   const dispatch = ClusterDispatch.of(cluster, rt.clock, rt.metrics, rt.stats);
   dispatch.pools.connector = () => {
     const s = new FakeSocket();
-    s.onWrite = () => queueMicrotask(() => s.emit('data', RESPONSE));
+    s.onWrite = () => (C > 1 ? setImmediate : queueMicrotask)(() => s.emit('data', RESPONSE));
     setImmediate(() => s.emit('connect'));
     return s as unknown as Socket;
   };
-  const client = new FakeSocket();
-  const conn = new ClientConnection(client as unknown as Socket, listener);
-  listener.connections.add(conn);
-
-  // A keep-alive client: the next request leaves when the previous response arrived.
+  // Keep-alive clients: each sends its next request when its previous response arrived.
+  // `--connections N` spreads the load over N connections (more live state, as under load).
+  const C = Number(process.argv[3] ?? 1);
   let left = 0;
   let finished: (() => void) | undefined;
-  client.onWrite = () => {
-    if (--left > 0) queueMicrotask(send);
-    else finished?.();
-  };
-  const send = () => client.emit('data', REQUEST);
+  const clients: FakeSocket[] = [];
+  for (let c = 0; c < C; c++) {
+    const client = new FakeSocket();
+    const conn = new ClientConnection(client as unknown as Socket, listener);
+    listener.connections.add(conn);
+    const send = () => client.emit('data', REQUEST);
+    client.onWrite = () => {
+      if (--left > 0) {
+        if (left >= C) queueMicrotask(send);
+      } else finished?.();
+    };
+    clients.push(client);
+  }
   const run = (n: number) =>
     new Promise<void>((resolve) => {
       left = n;
       finished = resolve;
-      send();
+      for (const c of clients) c.emit('data', REQUEST);
     });
-  await run(10); // the first request opens the upstream connection
+  await run(Math.max(10, C)); // the first requests open the upstream connections
   await run(50_000);
   const N = Number(process.argv[2] ?? 300_000);
   for (let round = 0; round < 3; round++) {
@@ -96,7 +102,7 @@ async function main(): Promise<void> {
     await run(N);
     const ns = Number(process.hrtime.bigint() - t0) / N;
     const cpu = process.cpuUsage(c0);
-    console.log(`${ns.toFixed(0)} ns/request (user+sys ${(((cpu.user + cpu.system) / N) * 1000).toFixed(0)} ns/request)`);
+    console.log(`${ns.toFixed(0)} ns/request (user+sys ${(((cpu.user + cpu.system) / N) * 1000).toFixed(0)} ns/request, ${C} connections)`);
   }
   await rt.close();
 }

@@ -6,7 +6,7 @@
 // sweeper against `deadline`; there is no timer per connection or per request here.
 import type { Socket } from 'node:net';
 import { CR, LF } from './http/chars.js';
-import { findHeadEnd, hasBareLf, ParseError } from './http/head.js';
+import { findHeadEnd, hasBareLf, INCOMPLETE, ParseError } from './http/head.js';
 import { parseRequestHead } from './http/request-head.js';
 import { buildLocalResponse } from './http/serialize.js';
 import { Exchange, PAUSE_PIPELINE } from './exchange.js';
@@ -37,6 +37,7 @@ export class ClientConnection {
   private state = State.Idle;
   private buf: Buffer | undefined;
   private bufStart = 0;
+  /** 0: the next head has not been tried yet; else 1 + where to resume looking for its end. */
   private scanFrom = 0;
   private pauses = 0;
   private processing = false;
@@ -110,7 +111,7 @@ export class ClientConnection {
       this.bufStart = from;
     } else {
       this.buf = Buffer.concat([this.buf.subarray(this.bufStart), chunk.subarray(from)]);
-      this.scanFrom = Math.max(0, this.scanFrom - this.bufStart);
+      if (this.scanFrom > 0) this.scanFrom = Math.max(1, this.scanFrom - this.bufStart);
       this.bufStart = 0;
     }
   }
@@ -139,19 +140,33 @@ export class ClientConnection {
           // The header deadline of a new connection runs from accept (set in the constructor).
           if (this.served > 0) this.deadline = now + snap.config.headerTimeout;
         }
-        const headEnd = findHeadEnd(buf, start, this.scanFrom, end);
-        if (headEnd < 0) {
-          if (end - start > snap.limits.maxHeaderBytes) this.reject(431, 'request head too large');
-          else if (hasBareLf(buf, start, this.scanFrom, end)) this.reject(400, 'LF without CR');
-          else this.scanFrom = Math.max(start, end - 3);
-          break;
+        // Most heads arrive whole in one read: parse at once. When one did not, wait for its
+        // end with indexOf before parsing again, so a client sending a byte at a time costs
+        // linear, not quadratic, work.
+        let head;
+        if (this.scanFrom === 0) {
+          head = parseRequestHead(buf, start, end, snap.limits);
+          if (head === INCOMPLETE) {
+            this.scanFrom = Math.max(start, end - 3) + 1;
+            break;
+          }
+        } else {
+          const from = this.scanFrom - 1;
+          const headEnd = findHeadEnd(buf, start, from, end);
+          if (headEnd < 0) {
+            if (end - start > snap.limits.maxHeaderBytes) this.reject(431, 'request head too large');
+            else if (hasBareLf(buf, start, from, end)) this.reject(400, 'LF without CR');
+            else this.scanFrom = Math.max(start, end - 3) + 1;
+            break;
+          }
+          head = parseRequestHead(buf, start, headEnd, snap.limits);
         }
         this.scanFrom = 0;
-        const head = parseRequestHead(buf, start, headEnd, snap.limits);
         if (head instanceof ParseError) {
           this.reject(head.status, head.message);
           break;
         }
+        const headEnd = head.end;
         if (head.contentLength > snap.config.maxBodyBytes) {
           this.reject(413, `request body of ${head.contentLength} bytes is larger than ${snap.config.maxBodyBytes}`);
           break;

@@ -56,6 +56,6 @@ export function markConnectionTokens(head: MessageHead): void {
     const name = buf.toString('latin1', s, f[k * F_SIZE + F_NAME_END]!).toLowerCase();
     // Framing fields stay: dropping them because a client named them would desynchronise the body.
     if (name === 'content-length' || name === 'transfer-encoding' || name === 'host') continue;
-    if (names.includes(name)) head.drop[k] = 1;
+    if (names.includes(name)) head.markDrop(k);
   }
 }

@@ -57,8 +57,8 @@ export class MessageHead {
   count = 0;
   /** F_SIZE numbers per field (see F_*). */
   readonly f: number[] = [];
-  /** Fields not to forward (hop-by-hop, replaced by the proxy): one flag per field. */
-  readonly drop: number[] = [];
+  /** Fields not to forward (hop-by-hop, replaced by the proxy): 1 at their index; allocated on first use. */
+  drop: number[] | undefined = undefined;
 
   constructor(buf: Buffer, start: number) {
     this.buf = buf;
@@ -104,6 +104,15 @@ export class MessageHead {
     return latin1(this.buf, this.f[i * F_SIZE + F_LINE]!, this.f[i * F_SIZE + F_NAME_END]!);
   }
 
+  /** Marks field i as not to be forwarded. */
+  markDrop(i: number): void {
+    (this.drop ??= [])[i] = 1;
+  }
+
+  isDropped(i: number): boolean {
+    return this.drop !== undefined && this.drop[i] === 1;
+  }
+
   id(i: number): HeaderId {
     return this.f[i * F_SIZE + F_ID]! as HeaderId;
   }
@@ -116,52 +125,62 @@ export class MessageHead {
   }
 }
 
+/** Returned by the parsers when the bytes end before the head does (wait for more). */
+export const INCOMPLETE = new ParseError(0, 'incomplete head');
+
 /**
- * Parses the field lines of a head from `i` (just after the start line) up to `end` (just after
- * the empty line that closes the head; the caller found it). Strict RFC 9112: token names, no
- * whitespace before the colon, no obs-fold, no bare CR or LF, no NUL or other controls.
- * Returns undefined on success.
+ * Parses the field lines of a head from `i` (just after the start line) up to the empty line
+ * that closes it, reading no further than `end`. Strict RFC 9112: token names, no whitespace
+ * before the colon, no obs-fold, no bare CR or LF, no NUL or other controls. Returns undefined
+ * on success (head.end is then set), INCOMPLETE when `end` comes first, or the error.
  */
 export function parseFieldLines(head: MessageHead, i: number, end: number, maxFields: number): ParseError | undefined {
   const buf = head.buf;
   const f = head.f;
-  const drop = head.drop;
   let count = 0;
+  let n = 0;
   head.fieldsStart = i;
   for (;;) {
-    let c = buf[i];
+    if (i >= end) return INCOMPLETE;
+    let c = buf[i]!;
     if (c === CR) {
+      if (i + 1 >= end) return INCOMPLETE;
       if (buf[i + 1] !== LF) return ERR.bareCr;
       i += 2;
       break;
     }
-    if (i >= end) return ERR.bareLf;
     const lineStart = i;
     if (c === SP || c === HTAB) return ERR.obsFold;
-    while (TCHAR[buf[i]!] === 1) i++;
+    while (i < end && TCHAR[buf[i]!] === 1) i++;
+    if (i >= end) return INCOMPLETE;
     if (i === lineStart) return c === LF ? ERR.bareLf : ERR.badFieldName;
     const nameEnd = i;
-    c = buf[i];
+    c = buf[i]!;
     if (c !== COLON) return c === SP || c === HTAB ? ERR.spaceBeforeColon : c === LF ? ERR.bareLf : c === CR ? ERR.bareCr : ERR.badFieldName;
     i++;
-    while ((c = buf[i]) === SP || c === HTAB) i++;
+    while (i < end && ((c = buf[i]!) === SP || c === HTAB)) i++;
     const valueStart = i;
-    let valueEnd = i;
-    while (FIELD_VALUE[(c = buf[i]!)] === 1) {
-      i++;
-      if (c !== SP && c !== HTAB) valueEnd = i;
-    }
+    while (i < end && FIELD_VALUE[buf[i]!] === 1) i++;
+    if (i + 1 >= end) return INCOMPLETE;
+    c = buf[i]!;
     if (c !== CR) return c === LF ? ERR.bareLf : ERR.badFieldValue;
     if (buf[i + 1] !== LF) return ERR.bareCr;
+    let valueEnd = i;
+    while (valueEnd > valueStart && ((c = buf[valueEnd - 1]!) === SP || c === HTAB)) valueEnd--;
     i += 2;
     if (count === maxFields) return ERR.tooManyFields;
-    f.push(lineStart, nameEnd, valueStart, valueEnd, i, headerId(buf, lineStart, nameEnd));
-    drop.push(0);
+    f[n] = lineStart;
+    f[n + 1] = nameEnd;
+    f[n + 2] = valueStart;
+    f[n + 3] = valueEnd;
+    f[n + 4] = i;
+    f[n + 5] = headerId(buf, lineStart, nameEnd);
+    n += F_SIZE;
     count++;
   }
   head.count = count;
   head.end = i;
-  return i === end ? undefined : ERR.bareLf;
+  return undefined;
 }
 
 /** Parses 1*15 DIGIT in buf[start, end); -1 when malformed. */

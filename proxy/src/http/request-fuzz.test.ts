@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { findHeadEnd, ParseError } from './head.js';
+import { findHeadEnd, INCOMPLETE, ParseError } from './head.js';
 import { parseRequestHead, RequestHead } from './request-head.js';
 
 const LIMITS = { maxHeaderBytes: 8 * 1024, maxHeaderFields: 64 };
@@ -108,6 +108,12 @@ function tryParse(text: string): void {
   }
   if (r instanceof RequestHead) checkAccepted(text, end, r);
   else assert.ok([400, 431].includes(r.status));
+  // Parsing straight from the received bytes (no head end known) gives the same verdict.
+  const direct = parseRequestHead(buf, 0, buf.length, LIMITS);
+  if (r instanceof RequestHead) {
+    assert.ok(direct instanceof RequestHead, `direct parse refused what the bounded parse accepted: ${JSON.stringify(text)}`);
+    assert.equal(direct.end, end);
+  } else assert.equal(direct, r);
 }
 
 test('valid generated requests parse and agree with the reference reading', () => {
@@ -136,5 +142,18 @@ test('random bytes never crash the parser', () => {
       tryParse(Buffer.from(bytes).toString('latin1') + '\r\n\r\n');
     }),
     { numRuns: 5000 },
+  );
+});
+
+test('every strict prefix of a valid head is INCOMPLETE, never an error', () => {
+  fc.assert(
+    fc.property(request, (r) => {
+      const text = render(r);
+      const buf = Buffer.from(text, 'latin1');
+      const full = parseRequestHead(buf, 0, buf.length, LIMITS);
+      if (!(full instanceof RequestHead)) return;
+      for (let cut = 0; cut < buf.length; cut++) assert.equal(parseRequestHead(buf, 0, cut, LIMITS), INCOMPLETE, `prefix ${cut} of ${JSON.stringify(text)}`);
+    }),
+    { numRuns: 300 },
   );
 });

@@ -4,7 +4,7 @@
 // only as a single "chunked" (and never on 1.0), no obs-fold, no bare CR/LF, no controls.
 import { CR, LF, SP, HOST, TARGET, TCHAR, latin1, equalsLowerValue } from './chars.js';
 import { H } from './header-names.js';
-import { ERR, F_ID, F_SIZE, F_VALUE, F_VALUE_END, MessageHead, ParseError, parseDecimal, parseFieldLines } from './head.js';
+import { ERR, F_ID, F_SIZE, F_VALUE, F_VALUE_END, INCOMPLETE, MessageHead, ParseError, parseDecimal, parseFieldLines } from './head.js';
 import { markConnectionTokens, parseConnection, CONN_CLOSE, CONN_KEEP_ALIVE, CONN_OTHER, CONN_INVALID } from './connection-header.js';
 
 export interface HeadLimits {
@@ -91,16 +91,25 @@ function parseGrpcTimeout(buf: Buffer, s: number, e: number): number {
 }
 
 /**
- * Parses the request head in buf[start, end), where `end` is just after the closing CRLF CRLF
- * (see findHeadEnd). Returns the head, or the error to answer with.
+ * Parses the request head that starts at `start`, reading no further than `end` (the end of
+ * the bytes received). Returns the head (its `end` is where the body starts), INCOMPLETE when
+ * the bytes stop before the head does, or the error to answer with. The head is checked
+ * against limits.maxHeaderBytes whether complete or not.
  */
 export function parseRequestHead(buf: Buffer, start: number, end: number, limits: HeadLimits): RequestHead | ParseError {
-  if (end - start > limits.maxHeaderBytes) return ERR.headTooLarge;
+  const r = parseRequestHeadUnbounded(buf, start, Math.min(end, start + limits.maxHeaderBytes), limits);
+  // Running out of allowed bytes before the head ended means it is too large.
+  if (r === INCOMPLETE && end - start >= limits.maxHeaderBytes) return ERR.headTooLarge;
+  return r;
+}
+
+function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limits: HeadLimits): RequestHead | ParseError {
   const head = new RequestHead(buf, start);
   let i = start;
 
   // method SP
-  while (TCHAR[buf[i]!] === 1) i++;
+  while (i < end && TCHAR[buf[i]!] === 1) i++;
+  if (i >= end) return INCOMPLETE;
   if (i === start || buf[i] !== SP) return i === start ? ERR.badMethod : ERR.badStartLine;
   const method = methodString(buf, start, i);
   head.method = method;
@@ -108,7 +117,8 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, limits
 
   // request-target SP
   const ts = i;
-  while (TARGET[buf[i]!] === 1) i++;
+  while (i < end && TARGET[buf[i]!] === 1) i++;
+  if (i >= end) return INCOMPLETE;
   if (i === ts || buf[i] !== SP) return ERR.badTarget;
   const te = i;
   head.targetStart = ts;
@@ -116,6 +126,12 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, limits
   i++;
 
   // HTTP-version CRLF: only HTTP/1.1 and HTTP/1.0
+  if (i + 10 > end) {
+    // Not all of it yet: refuse early only what can no longer become "HTTP/1.x\r\n".
+    const want = 'HTTP/1.';
+    for (let k = 0; k < want.length && i + k < end; k++) if (buf[i + k] !== want.charCodeAt(k)) return ERR.badVersion;
+    return INCOMPLETE;
+  }
   if (
     buf[i] !== 0x48 || buf[i + 1] !== 0x54 || buf[i + 2] !== 0x54 || buf[i + 3] !== 0x50 ||
     buf[i + 4] !== 0x2f || buf[i + 5] !== 0x31 || buf[i + 6] !== 0x2e
@@ -167,7 +183,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, limits
         if (flags & CONN_CLOSE) head.close = true;
         if (flags & CONN_KEEP_ALIVE) keepAlive = true;
         if (flags & CONN_OTHER) connectionOther = true;
-        head.drop[k] = 1;
+        head.markDrop(k);
         break;
       }
       case H.KEEP_ALIVE:
@@ -177,14 +193,14 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, limits
       case H.UPGRADE:
       case H.PROXY_AUTHORIZATION:
       case H.PROXY_AUTHENTICATE:
-        head.drop[k] = 1;
+        head.markDrop(k);
         break;
       case H.EXPECT:
         if (equalsLowerValue(buf, vs, ve, '100-continue')) head.expectContinue = true;
         break;
       case H.X_FORWARDED_FOR:
         if (head.forwardedFor < 0) head.forwardedFor = k;
-        head.drop[k] = 1;
+        head.markDrop(k);
         break;
       case H.X_FORWARDED_PROTO:
         head.hasForwardedProto = true;
@@ -199,7 +215,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, limits
         // Replaced by the remaining time of each attempt; a malformed value is ignored, not trusted.
         const n = parseDecimal(buf, vs, ve);
         if (n >= 0 && (head.timeoutMs < 0 || n < head.timeoutMs)) head.timeoutMs = n;
-        head.drop[k] = 1;
+        head.markDrop(k);
         break;
       }
       case H.GRPC_TIMEOUT: {
@@ -261,7 +277,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, limits
     head.host = authority;
     head.rewriteStartLine = true;
     head.absoluteForm = true;
-    if (hostIndex >= 0) head.drop[hostIndex] = 1;
+    if (hostIndex >= 0) head.markDrop(hostIndex);
   }
   return head;
 }

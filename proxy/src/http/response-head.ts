@@ -3,7 +3,7 @@
 // unknown transfer coding) is refused and answered 502, never passed on for the client to guess.
 import { CR, LF, SP, equalsLowerValue } from './chars.js';
 import { H } from './header-names.js';
-import { ERR, F_ID, F_SIZE, F_VALUE, F_VALUE_END, MessageHead, ParseError, parseDecimal, parseFieldLines } from './head.js';
+import { ERR, F_ID, F_SIZE, F_VALUE, F_VALUE_END, INCOMPLETE, MessageHead, ParseError, parseDecimal, parseFieldLines } from './head.js';
 import { markConnectionTokens, parseConnection, CONN_CLOSE, CONN_KEEP_ALIVE, CONN_OTHER, CONN_INVALID } from './connection-header.js';
 
 export const RESPONSE_ERR = {
@@ -54,11 +54,24 @@ function parseKeepAliveTimeout(buf: Buffer, start: number, end: number): number 
   return -1;
 }
 
-/** Parses a response head in buf[start, end) (end just after CRLF CRLF). */
+/**
+ * Parses a response head starting at `start`, reading no further than `end`; INCOMPLETE when
+ * the bytes stop before the head does.
+ */
 export function parseResponseHead(buf: Buffer, start: number, end: number, maxHeaderBytes: number, maxFields: number): ResponseHead | ParseError {
-  if (end - start > maxHeaderBytes) return RESPONSE_ERR.tooLarge;
+  const r = parseResponseHeadUnbounded(buf, start, Math.min(end, start + maxHeaderBytes), maxFields);
+  if (r === INCOMPLETE && end - start >= maxHeaderBytes) return RESPONSE_ERR.tooLarge;
+  return r;
+}
+
+function parseResponseHeadUnbounded(buf: Buffer, start: number, end: number, maxFields: number): ResponseHead | ParseError {
   const head = new ResponseHead(buf, start);
   let i = start;
+  if (i + 13 > end) {
+    const want = 'HTTP/1.';
+    for (let k = 0; k < want.length && i + k < end; k++) if (buf[i + k] !== want.charCodeAt(k)) return ERR.badStatus;
+    return INCOMPLETE;
+  }
   if (
     buf[i] !== 0x48 || buf[i + 1] !== 0x54 || buf[i + 2] !== 0x54 || buf[i + 3] !== 0x50 ||
     buf[i + 4] !== 0x2f || buf[i + 5] !== 0x31 || buf[i + 6] !== 0x2e || buf[i + 8] !== SP
@@ -82,12 +95,13 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, maxHe
       if (c === LF || (c < 0x20 && c !== 0x09) || c === 0x7f) return ERR.badStatus;
     }
   }
+  if (i + 1 >= end) return INCOMPLETE;
   if (buf[i] !== CR) return ERR.badStatus;
   if (buf[i + 1] !== LF) return ERR.bareCr;
   head.statusLineEnd = i;
   i += 2;
   const err = parseFieldLines(head, i, end, maxFields);
-  if (err) return err.status === 431 ? RESPONSE_ERR.tooLarge : new ParseError(502, `response: ${err.message}`);
+  if (err) return err === INCOMPLETE ? err : err.status === 431 ? RESPONSE_ERR.tooLarge : new ParseError(502, `response: ${err.message}`);
 
   const f = head.f;
   let keepAlive = false;
@@ -114,12 +128,12 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, maxHe
         if (flags & CONN_CLOSE) head.close = true;
         if (flags & CONN_KEEP_ALIVE) keepAlive = true;
         if (flags & CONN_OTHER) connectionOther = true;
-        head.drop[k] = 1;
+        head.markDrop(k);
         break;
       }
       case H.KEEP_ALIVE:
         head.keepAliveTimeoutMs = parseKeepAliveTimeout(buf, vs, ve);
-        head.drop[k] = 1;
+        head.markDrop(k);
         break;
       case H.PROXY_CONNECTION:
       case H.TE:
@@ -127,7 +141,7 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, maxHe
       case H.UPGRADE:
       case H.PROXY_AUTHORIZATION:
       case H.PROXY_AUTHENTICATE:
-        head.drop[k] = 1;
+        head.markDrop(k);
         break;
     }
   }

@@ -8,7 +8,7 @@ export type Connector = (host: string, port: number) => Socket;
 export const netConnector: Connector = (host, port) => connect({ host, port, noDelay: true });
 import type { TimerHandle } from '../clock.js';
 import { ChunkedScanner } from '../http/chunked.js';
-import { findHeadEnd, ParseError } from '../http/head.js';
+import { findHeadEnd, INCOMPLETE, ParseError } from '../http/head.js';
 import { parseResponseHead, type ResponseHead } from '../http/response-head.js';
 import type { EndpointPool } from './pool.js';
 
@@ -179,21 +179,29 @@ export class UpstreamConnection {
     while (i < buf.length && this.reader === reader) {
       switch (this.state) {
         case R.Head: {
-          let from = i;
+          let head;
           if (this.partial) {
-            from = Math.max(0, this.partial.length - 3);
+            // The head came in pieces: find its end first, then parse once.
+            const from = Math.max(0, this.partial.length - 3);
             buf = Buffer.concat([this.partial, buf.subarray(i)]);
             i = 0;
             this.partial = undefined;
+            const headEnd = findHeadEnd(buf, 0, from, buf.length);
+            if (headEnd < 0) {
+              if (buf.length > MAX_RESPONSE_HEAD) return this.protocolError('response head too large');
+              this.partial = buf;
+              return;
+            }
+            head = parseResponseHead(buf, 0, headEnd, MAX_RESPONSE_HEAD, MAX_RESPONSE_FIELDS);
+          } else {
+            head = parseResponseHead(buf, i, buf.length, MAX_RESPONSE_HEAD, MAX_RESPONSE_FIELDS);
+            if (head === INCOMPLETE) {
+              this.partial = buf.subarray(i);
+              return;
+            }
           }
-          const end = findHeadEnd(buf, i, from, buf.length);
-          if (end < 0) {
-            if (buf.length - i > MAX_RESPONSE_HEAD) return this.protocolError('response head too large');
-            this.partial = buf.subarray(i);
-            return;
-          }
-          const head = parseResponseHead(buf, i, end, MAX_RESPONSE_HEAD, MAX_RESPONSE_FIELDS);
           if (head instanceof ParseError) return this.protocolError(head.message);
+          const end = head.end;
           i = end;
           const status = head.status;
           if (status < 200) {
