@@ -63,9 +63,9 @@ async function main(): Promise<void> {
   const listener = (rt as unknown as { listeners: Map<string, Listener> }).listeners.values().next().value as Listener;
   const cluster = [...(rt as unknown as { clusters: { all(): IterableIterator<import('../proxy/src/upstream/cluster-state.js').ClusterState> } }).clusters.all()][0]!;
   const dispatch = ClusterDispatch.of(cluster, rt.clock, rt.metrics, rt.stats);
-  dispatch.pools.connector = () => {
+  dispatch.pools.connector = (_host, _port, onRead) => {
     const s = new FakeSocket();
-    s.onWrite = () => (C > 1 ? setImmediate : queueMicrotask)(() => s.emit('data', RESPONSE));
+    s.onWrite = () => (C > 1 ? setImmediate : queueMicrotask)(() => onRead(RESPONSE.length, RESPONSE));
     setImmediate(() => s.emit('connect'));
     return s as unknown as Socket;
   };
