@@ -25,6 +25,7 @@ export class Listener {
   /** Closing: requests still arriving are answered 503 draining. */
   closing = false;
   private accepting = false;
+  private serverClosed: Promise<void> | undefined;
   private readonly overflow = new Map<Socket, number>();
   private idleWaiters: Array<() => void> = [];
   private readonly connectionsTotal: { inc(): void };
@@ -173,11 +174,21 @@ export class Listener {
     }
   }
 
-  /** Stops accepting new connections; open ones keep working. */
+  /**
+   * Stops accepting new connections at once; open ones keep working. (net.Server's close
+   * callback waits for every connection to end, so it is not awaited here; see `closed`.)
+   */
   stopAccepting(): Promise<void> {
-    if (!this.accepting) return Promise.resolve();
-    this.accepting = false;
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    if (this.accepting) {
+      this.accepting = false;
+      this.serverClosed = new Promise((resolve) => this.server.close(() => resolve()));
+    }
+    return Promise.resolve();
+  }
+
+  /** Resolves when the server stopped listening and all its connections ended. */
+  closed(): Promise<void> {
+    return this.serverClosed ?? Promise.resolve();
   }
 
   /** Enters drain: responses say Connection: close, idle keep-alive connections are closed now. */

@@ -122,8 +122,9 @@ export class ProxyRuntime implements ConfigTarget {
     }
     if (errors.length > 0) {
       for (const l of fresh) {
-        l.destroyAll();
         await l.stopAccepting();
+        l.destroyAll();
+        await l.closed();
       }
       this.metrics.configApplies.inc({ result: 'rejected' });
       return { ok: false, errors };
@@ -313,8 +314,9 @@ export class ProxyRuntime implements ConfigTarget {
     this.ready = false;
     if (this.sweeper) clearInterval(this.sweeper);
     const all = [...this.listeners.values(), ...this.retiring];
+    for (const l of all) await l.stopAccepting();
     for (const l of all) l.destroyAll();
-    await Promise.all(all.map((l) => l.stopAccepting()));
+    await Promise.all(all.map((l) => l.closed()));
     for (const d of this.knownDispatch) d.pools.close();
     await this.admin?.close();
     await this.accessLog?.close();

@@ -123,7 +123,32 @@ export class RawClient {
   }
 }
 
-/** Splits a byte stream of responses framed by Content-Length (or without body) into whole responses. */
+/** Length of a chunked body at the start of `text` (through its last CRLF), or -1 while incomplete. */
+function chunkedLength(text: string): number {
+  let i = 0;
+  for (;;) {
+    const lineEnd = text.indexOf('\r\n', i);
+    if (lineEnd < 0) return -1;
+    const size = parseInt(text.slice(i, lineEnd).split(';')[0]!, 16);
+    i = lineEnd + 2;
+    if (size === 0) {
+      // trailers, then an empty line
+      for (;;) {
+        const e = text.indexOf('\r\n', i);
+        if (e < 0) return -1;
+        if (e === i) return e + 2;
+        i = e + 2;
+      }
+    }
+    if (text.length < i + size + 2) return -1;
+    i += size + 2;
+  }
+}
+
+/**
+ * Splits a byte stream of responses (Content-Length, chunked, or body-less; not 1xx or HEAD
+ * answers) into whole responses.
+ */
 export function splitResponses(text: string): string[] {
   const out: string[] = [];
   let rest = text;
@@ -131,8 +156,14 @@ export function splitResponses(text: string): string[] {
     const headEnd = rest.indexOf('\r\n\r\n');
     if (headEnd < 0) return out;
     const head = rest.slice(0, headEnd);
-    const m = /\r\ncontent-length: *(\d+)/i.exec(head);
-    const len = m ? Number(m[1]) : 0;
+    let len: number;
+    if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
+      len = chunkedLength(rest.slice(headEnd + 4));
+      if (len < 0) return out;
+    } else {
+      const m = /\r\ncontent-length: *(\d+)/i.exec(head);
+      len = m ? Number(m[1]) : 0;
+    }
     if (rest.length < headEnd + 4 + len) return out;
     out.push(rest.slice(0, headEnd + 4 + len));
     rest = rest.slice(headEnd + 4 + len);

@@ -35,10 +35,8 @@ export class AccessLog {
     if (!this.enabled) return;
     const dest = config.path === 'stdout' ? 1 : config.path === 'stderr' ? 2 : config.path;
     this.destination = pino.destination({ dest, sync: false, mkdir: typeof dest === 'string' });
-    this.logger = pino(
-      { base: undefined, messageKey: 'msg', timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: () => ({}) } },
-      this.destination,
-    );
+    // No level field (every line is the same kind); the time goes first, where readers look.
+    this.logger = pino({ base: undefined, timestamp: false, formatters: { level: () => ({ time: new Date().toISOString() }) } }, this.destination);
   }
 
   /** Records one finished request. */
@@ -69,17 +67,23 @@ export class AccessLog {
     });
   }
 
-  /** Flushes and closes the destination (when the proxy stops). */
+  /** Flushes and closes the destination (when the proxy stops); stdout/stderr stay open. */
   async close(): Promise<void> {
     const d = this.destination;
     if (!d) return;
+    const fd = this.config.path;
+    if (fd === 'stdout' || fd === 'stderr') {
+      await new Promise<void>((resolve) => d.flush(() => resolve()));
+      return;
+    }
     await new Promise<void>((resolve) => {
-      try {
-        d.flush?.((_err?: Error) => resolve());
-      } catch {
+      const t = setTimeout(resolve, 2000);
+      t.unref();
+      d.once('close', () => {
+        clearTimeout(t);
         resolve();
-      }
+      });
+      d.end();
     });
-    d.end();
   }
 }
