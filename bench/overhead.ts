@@ -13,16 +13,18 @@
 // The upstream is a second nginx (1 worker) answering a fixed small JSON body from memory
 // (`return 200`). That is on purpose: it is the cheapest HTTP server available, so the
 // difference between the direct and the proxied runs is the proxy's cost. A Node upstream
-// would itself burn most of the second core and hide the proxy's cost behind its own.
+// would itself burn most of the second core and hide the proxy's cost behind its own
+// (`--upstream node` runs that variant, a node:http server, for comparison).
 //
 // Targets (issue 2): tsmesh >= 0.75 x nginx throughput at 100 connections, zero socket errors
 // at 1000 connections, CPU per 1000 requests <= 2 x nginx's.
 //
 // Options: --duration 5 (s per run) --warmup 2 (s) --connections 100,1000 --rounds 1
-//          --threads 1 (wrk threads) --access-log (turn the proxy's access log on, to /dev/null)
+//          --threads 1 (wrk threads) --access-log (turn the proxy's access log on, to a temp file)
+//          --upstream nginx|node
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +41,7 @@ const CONNECTIONS = opt('connections', '100,1000').split(',').map(Number);
 const ROUNDS = Number(opt('rounds', '1'));
 const THREADS = Number(opt('threads', '1'));
 const ACCESS_LOG = args.includes('--access-log');
+const UPSTREAM = opt('upstream', 'nginx');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 const BODY = JSON.stringify({ status: 'ok', rows: [{ id: 1, title: 'test document', score: 0.75 }] });
@@ -65,7 +68,7 @@ async function waitPort(port: number, what: string, timeoutMs = 15_000): Promise
   const end = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = require_net().connect(port, '127.0.0.1');
+      const s = connect(port, '127.0.0.1');
       s.once('connect', () => {
         s.destroy();
         resolve(true);
@@ -77,8 +80,6 @@ async function waitPort(port: number, what: string, timeoutMs = 15_000): Promise
     await new Promise((r) => setTimeout(r, 50));
   }
 }
-import * as net from 'node:net';
-const require_net = () => net;
 
 function startNginx(dir: string, conf: string, what: string): ChildProcess {
   mkdirSync(join(dir, 'logs'), { recursive: true });
@@ -250,7 +251,11 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tsmesh-bench-'));
   const [upPort, nginxPort, tsPort, tsAdmin] = [await freePort(), await freePort(), await freePort(), await freePort()];
 
-  const up = startNginx(join(dir, 'upstream'), upstreamConf(join(dir, 'upstream'), upPort), 'upstream nginx');
+  let up: ChildProcess;
+  if (UPSTREAM === 'node') {
+    up = spawn(process.execPath, [join(root, 'dist', 'bench', 'fixed-upstream.js'), String(upPort)], { stdio: 'ignore' });
+    children.push(up);
+  } else up = startNginx(join(dir, 'upstream'), upstreamConf(join(dir, 'upstream'), upPort), 'upstream nginx');
   const ngx = startNginx(join(dir, 'proxy'), proxyConf(join(dir, 'proxy'), nginxPort, upPort), 'proxy nginx');
   writeFileSync(join(dir, 'tsmesh.yaml'), tsmeshConf(tsPort, tsAdmin, upPort, join(dir, 'access.log')));
   const ts = spawn(process.execPath, [join(root, 'dist', 'cli', 'tsmesh.js'), 'proxy', '--config', join(dir, 'tsmesh.yaml')], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -263,13 +268,15 @@ async function main(): Promise<void> {
     { name: 'nginx', port: nginxPort, pids: ngxPids },
   ];
 
-  console.error(`bench:overhead: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${DURATION}s per run, ${ROUNDS} round(s)`);
-  for (const t of targets) await runWrk(t.port, 50, WARMUP); // JIT warm-up, keep-alive pools filled
+  console.error(`bench:overhead: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${UPSTREAM} upstream; ${DURATION}s per run, ${ROUNDS} round(s)`);
 
   const rows: Row[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     for (const connections of CONNECTIONS) {
       for (const t of targets) {
+        // Warm-up at the same connection count: JIT, upstream pools, and the accept burst of
+        // a thousand new connections are not part of the measured run.
+        if (round === 1) await runWrk(t.port, connections, WARMUP);
         const pids = t.pids();
         const cpu0 = cpuSeconds(pids);
         const r = await runWrk(t.port, connections, DURATION);
@@ -345,15 +352,15 @@ async function main(): Promise<void> {
 
   const resultsDir = join(root, 'bench', 'results');
   mkdirSync(resultsDir, { recursive: true });
-  const file = join(resultsDir, `overhead-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const file = join(resultsDir, `overhead-${UPSTREAM}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(
     file,
-    JSON.stringify({ when: new Date().toISOString(), cpus: cpus().length, loadavgAtStart: loadavg(), node: process.version, durationSeconds: DURATION, rounds: ROUNDS, accessLog: ACCESS_LOG, rows, summary }, null, 2),
+    JSON.stringify({ when: new Date().toISOString(), cpus: cpus().length, loadavgAtStart: loadavg(), node: process.version, upstream: UPSTREAM, durationSeconds: DURATION, rounds: ROUNDS, accessLog: ACCESS_LOG, rows, summary }, null, 2),
   );
   console.error(`results: ${file}`);
 
   ts.kill('SIGTERM');
-  up.kill('SIGQUIT');
+  up.kill(UPSTREAM === 'node' ? 'SIGTERM' : 'SIGQUIT');
   ngx.kill('SIGQUIT');
   await new Promise((r) => setTimeout(r, 300));
   cleanup();
