@@ -347,9 +347,9 @@ export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
       for (let i = 0; i < body.length; i++) bodyLen += body[i]!.length;
       if (bodyLen > COALESCE_LIMIT) bodyLen = 0;
     }
-    const { out, bodyAt } = buildResponseHead(head, this.attempts, connection, bodyLen);
+    const out = buildResponseHead(head, this.attempts, connection, bodyLen);
     if (bodyLen > 0) {
-      let o = bodyAt;
+      let o = out.length - bodyLen;
       for (let i = 0; i < body!.length; i++) o = copyBytes(body![i]!, 0, body![i]!.length, out, o);
       this.responseBytes += bodyLen;
       this.conn.write(out);

@@ -184,7 +184,7 @@ export function buildUpstreamRequest(head: RequestHead, info: ForwardInfo): Buff
  * fields, x-tsmesh-attempts, a Connection field when the proxy's choice needs saying, then
  * `bodyLen` bytes of room for the first body bytes (copied by the caller at `bodyAt`).
  */
-export function buildResponseHead(head: ResponseHead, attempts: number, connection: 'close' | 'keep-alive' | undefined, bodyLen: number): { out: Buffer; bodyAt: number } {
+export function buildResponseHead(head: ResponseHead, attempts: number, connection: 'close' | 'keep-alive' | undefined, bodyLen: number): Buffer {
   const statusLen = head.fieldsStart - head.start;
   const connBytes = connection === 'close' ? CONN_CLOSE : connection === 'keep-alive' ? CONN_KEEP_ALIVE : undefined;
   const headLen = statusLen + keptFieldsLength(head) + ATTEMPTS.length + digits(attempts) + 2 + (connBytes ? connBytes.length : 0) + 2;
@@ -196,8 +196,8 @@ export function buildResponseHead(head: ResponseHead, attempts: number, connecti
   o = writeDecimal(out, attempts, o);
   o = put(out, o, CRLF);
   if (connBytes) o = put(out, o, connBytes);
-  o = put(out, o, CRLF);
-  return { out, bodyAt: o };
+  put(out, o, CRLF);
+  return out;
 }
 
 /** Marks the response's Transfer-Encoding field as not forwarded (the body is de-chunked). */

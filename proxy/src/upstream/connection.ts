@@ -16,6 +16,7 @@ export type Connector = (host: string, port: number, onRead: ReadCallback) => So
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 export const netConnector: Connector = (host, port, onRead) => connect({ host, port, noDelay: true, onread: { buffer: READ_BUFFER, callback: onRead } });
 import type { TimerHandle } from '../clock.js';
+import { copyBytes } from '../http/chars.js';
 import { ChunkedScanner } from '../http/chunked.js';
 import { findHeadEnd, INCOMPLETE, ParseError } from '../http/head.js';
 import { parseResponseHead, type ResponseHead } from '../http/response-head.js';
@@ -176,7 +177,7 @@ export class UpstreamConnection {
 
   private readonly onRead = (nread: number, readBuffer: Uint8Array): boolean => {
     const chunk = Buffer.allocUnsafe(nread);
-    chunk.set(nread === readBuffer.length ? readBuffer : readBuffer.subarray(0, nread));
+    copyBytes(readBuffer as Buffer, 0, nread, chunk, 0);
     this.onData(chunk);
     return true;
   };
