@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
 import type { ProxyRuntime } from '../proxy/src/runtime.js';
 import { startUpstream, type TestUpstream } from './support/upstream.js';
-import { RawClient, headerOf, httpGet, metricValue, rawRequest, startTestProxy, statusOf } from './support/proxy.js';
+import { RawClient, headerOf, httpGet, metricValue, rawRequest, sleep, startTestProxy, statusOf } from './support/proxy.js';
 
 let a: TestUpstream;
 let b: TestUpstream;
@@ -312,4 +312,24 @@ test('large response bodies stream to the client with backpressure', async () =>
   const r = await httpGet(port, '/items/1');
   assert.equal(r.status, 200);
   assert.equal(r.body.length, size);
+});
+
+test('a head and body that arrive in pieces (one byte at a time for the head) are parsed once complete', async () => {
+  a.handler = (_req, res, r) => res.end(`got:${r.body.toString()}`);
+  const client = await RawClient.connect(port);
+  try {
+    const head = 'POST /pieces HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nX-Long: ' + 'v'.repeat(100) + '\r\n\r\n';
+    for (const ch of head) {
+      client.write(ch);
+      await new Promise((r) => setImmediate(r));
+    }
+    client.write('01234');
+    await sleep(20);
+    client.write('56789GET /next HTTP/1.1\r\nHost: x\r\n\r\n');
+    const responses = await client.waitForResponses(2);
+    assert.ok(responses[0]!.endsWith('got:0123456789'), responses[0]);
+    assert.equal(statusOf(responses[1]!), 200);
+  } finally {
+    client.close();
+  }
 });
