@@ -107,6 +107,10 @@ export class Listener {
       socket.end(OVERLOADED);
       this.overflow.set(socket, this.clock.now() + OVERFLOW_LINGER_MS);
       this.snapshot.unroutedStats.record(503, 'overloaded', 0);
+      if (this.snapshot.accessLog.enabled) {
+        const addr = socket.remoteAddress ?? '';
+        this.logRejection(503, 'overloaded', addr.startsWith('::ffff:') ? addr.slice(7) : addr);
+      }
       return;
     }
     this.connectionsTotal.inc();
@@ -128,32 +132,33 @@ export class Listener {
   }
 
   /** A request refused before it became an exchange (400/408/413/431): counted and logged. */
-  rejected(conn: ClientConnection, status: number, message: string): void {
+  rejected(conn: ClientConnection, status: number, _message: string): void {
+    this.snapshot.unroutedStats.record(status, 'bad_request', 0);
+    if (this.snapshot.accessLog.enabled) this.logRejection(status, 'bad_request', conn.remoteAddress);
+  }
+
+  private logRejection(status: number, reason: 'bad_request' | 'overloaded', client: string): void {
     const snap = this.snapshot;
     const now = this.clock.now();
-    snap.unroutedStats.record(status, 'bad_request', 0);
-    if (snap.accessLog.enabled) {
-      snap.accessLog.log(
-        {
-          requestHead: { method: '', target: '', version: 11, header: () => undefined },
-          status,
-          reason: 'bad_request',
-          route: undefined,
-          cluster: undefined,
-          endpoint: undefined,
-          attempts: 0,
-          startTime: now,
-          upstreamMs: -1,
-          received: 0,
-          responseBytes: 0,
-          requestId: undefined,
-          conn,
-          detail: message,
-        } as Parameters<typeof snap.accessLog.log>[0],
-        now,
-        snap.config.name,
-      );
-    }
+    snap.accessLog.log(
+      {
+        requestHead: { method: '', target: '', version: 11, header: () => undefined },
+        status,
+        reason,
+        route: undefined,
+        cluster: undefined,
+        endpoint: undefined,
+        attempts: 0,
+        startTime: now,
+        upstreamMs: -1,
+        received: 0,
+        responseBytes: 0,
+        requestId: undefined,
+        conn: { remoteAddress: client },
+      },
+      now,
+      snap.config.name,
+    );
   }
 
   connectionClosed(conn: ClientConnection): void {
