@@ -11,6 +11,7 @@ import { registerDiff } from './commands/diff.js';
 import { registerRollback } from './commands/rollback.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerStat } from './commands/stat.js';
+import { registerProxy } from './commands/proxy.js';
 
 const program = new Command('tsmesh')
   .description('A service-mesh sidecar/edge proxy and its gRPC control plane')
@@ -26,6 +27,7 @@ registerDiff(program);
 registerRollback(program);
 registerGateway(program);
 registerStat(program);
+registerProxy(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`tsmesh: ${err instanceof Error ? err.message : String(err)}`);

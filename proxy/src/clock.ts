@@ -11,13 +11,21 @@ export interface Clock {
   setTimer(fn: () => void, ms: number): TimerHandle;
 }
 
+/** A Node timer as a TimerHandle: one object per timer (no extra closure). */
+class SystemTimer implements TimerHandle {
+  private readonly t: NodeJS.Timeout;
+  constructor(fn: () => void, ms: number) {
+    this.t = setTimeout(fn, ms);
+    this.t.unref();
+  }
+  cancel(): void {
+    clearTimeout(this.t);
+  }
+}
+
 export const systemClock: Clock = {
   now: () => performance.now(),
-  setTimer(fn, ms) {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return { cancel: () => clearTimeout(t) };
-  },
+  setTimer: (fn, ms) => new SystemTimer(fn, ms),
 };
 
 interface FakeTimer {

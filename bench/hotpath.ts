@@ -1,0 +1,113 @@
+// npm run bench:hotpath — the request path's own JavaScript cost, without sockets or a kernel:
+// a client "socket" feeds request bytes, a fake upstream answers every request synchronously
+// with a fixed response, and the loop measures nanoseconds per proxied request. It isolates
+// what the proxy's code costs from what the machine's TCP stack and scheduler cost, so that
+// hot-path changes can be judged on a busy machine. Prints; never asserts.
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { proxyConfig } from '../proxy/src/config/schema.js';
+import { ProxyRuntime } from '../proxy/src/runtime.js';
+import { ClientConnection } from '../proxy/src/connection.js';
+import { ClusterDispatch } from '../proxy/src/upstream/dispatch.js';
+import type { Listener } from '../proxy/src/listener.js';
+
+class FakeSocket extends EventEmitter {
+  remoteAddress = '127.0.0.1';
+  destroyed = false;
+  readable = true;
+  writable = true;
+  writableLength = 0;
+  writableHighWaterMark = 16384;
+  written = 0;
+  onWrite: ((buf: Buffer) => void) | undefined;
+  setNoDelay(): this {
+    return this;
+  }
+  pause(): this {
+    return this;
+  }
+  resume(): this {
+    return this;
+  }
+  cork(): void {}
+  uncork(): void {}
+  end(): this {
+    return this;
+  }
+  destroy(): this {
+    this.destroyed = true;
+    return this;
+  }
+  write(buf: Buffer): boolean {
+    this.written += buf.length;
+    this.onWrite?.(buf);
+    return true;
+  }
+}
+
+const BODY = '{"status":"ok","rows":[{"id":1,"title":"test document","score":0.75}]}';
+const RESPONSE = Buffer.from(
+  `HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Fri, 27 Nov 2026 10:45:45 GMT\r\nContent-Type: application/json\r\nContent-Length: ${BODY.length}\r\nConnection: keep-alive\r\n\r\n${BODY}`,
+);
+const REQUEST = Buffer.from('GET /query HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n');
+
+async function main(): Promise<void> {
+  const config = proxyConfig.parse({
+    admin: { address: '127.0.0.1:0' },
+    listeners: [{ name: 'edge', address: '127.0.0.1:0', routes: [{ name: 'all', match: { path: { prefix: '/' } }, cluster: 'up' }] }],
+    clusters: [{ name: 'up', endpoints: ['127.0.0.1:9'] }],
+  });
+  const rt = new ProxyRuntime({ admin: false });
+  const res = await rt.apply(config, { version: '1', source: 'file' });
+  if (!res.ok) throw new Error(res.errors.join('\n'));
+  const listener = (rt as unknown as { listeners: Map<string, Listener> }).listeners.values().next().value as Listener;
+  const cluster = [...(rt as unknown as { clusters: { all(): IterableIterator<import('../proxy/src/upstream/cluster-state.js').ClusterState> } }).clusters.all()][0]!;
+  const dispatch = ClusterDispatch.of(cluster, rt.clock, rt.metrics, rt.stats);
+  dispatch.pools.connector = (_host, _port, onRead) => {
+    const s = new FakeSocket();
+    s.onWrite = () => (C > 1 ? setImmediate : queueMicrotask)(() => onRead(RESPONSE.length, RESPONSE));
+    setImmediate(() => s.emit('connect'));
+    return s as unknown as Socket;
+  };
+  // Keep-alive clients: each sends its next request when its previous response arrived.
+  // `--connections N` spreads the load over N connections (more live state, as under load).
+  const C = Number(process.argv[3] ?? 1);
+  let left = 0;
+  let finished: (() => void) | undefined;
+  const clients: FakeSocket[] = [];
+  for (let c = 0; c < C; c++) {
+    const client = new FakeSocket();
+    const conn = new ClientConnection(client as unknown as Socket, listener);
+    listener.connections.add(conn);
+    const send = () => client.emit('data', REQUEST);
+    client.onWrite = () => {
+      if (--left > 0) {
+        if (left >= C) queueMicrotask(send);
+      } else finished?.();
+    };
+    clients.push(client);
+  }
+  const run = (n: number) =>
+    new Promise<void>((resolve) => {
+      left = n;
+      finished = resolve;
+      for (const c of clients) c.emit('data', REQUEST);
+    });
+  await run(Math.max(10, C)); // the first requests open the upstream connections
+  await run(50_000);
+  const N = Number(process.argv[2] ?? 300_000);
+  for (let round = 0; round < 3; round++) {
+    const t0 = process.hrtime.bigint();
+    const c0 = process.cpuUsage();
+    await run(N);
+    const ns = Number(process.hrtime.bigint() - t0) / N;
+    const cpu = process.cpuUsage(c0);
+    console.log(`${ns.toFixed(0)} ns/request (user+sys ${(((cpu.user + cpu.system) / N) * 1000).toFixed(0)} ns/request, ${C} connections)`);
+  }
+  await rt.close();
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

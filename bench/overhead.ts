@@ -1,0 +1,373 @@
+// npm run bench:overhead — what the proxy costs, against nginx, in one run on one machine.
+//
+// Three paths to the SAME upstream, loaded by wrk (C, cheap on CPU) at 100 and 1000 keep-alive
+// connections for a bounded time each:
+//   direct  wrk → upstream
+//   tsmesh  wrk → tsmesh proxy (a child process: `tsmesh proxy --config`) → upstream
+//   nginx   wrk → nginx (1 worker, upstream keepalive) → upstream
+// Printed per run: requests/s, p50/p99 latency, socket errors, non-2xx answers, the proxy's CPU
+// seconds per 1000 requests (utime+stime deltas from /proc/PID/stat) and peak RSS; and the
+// ratios tsmesh/direct and tsmesh/nginx. JSON lands in bench/results/ (gitignored) and a
+// Markdown table on stdout. A benchmark, not a test: it prints and never asserts.
+//
+// The upstream is a second nginx (1 worker) answering a fixed small JSON body from memory
+// (`return 200`). That is on purpose: it is the cheapest HTTP server available, so the
+// difference between the direct and the proxied runs is the proxy's cost. A Node upstream
+// would itself burn most of the second core and hide the proxy's cost behind its own
+// (`--upstream node` runs that variant, a node:http server, for comparison).
+//
+// Targets (issue 2): tsmesh >= 0.75 x nginx throughput at 100 connections, zero socket errors
+// at 1000 connections, CPU per 1000 requests <= 2 x nginx's.
+//
+// Options: --duration 5 (s per run) --warmup 2 (s) --connections 100,1000 --rounds 1
+//          --threads 1 (wrk threads) --access-log (turn the proxy's access log on, to a temp file)
+//          --upstream nginx|node
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir, cpus, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const args = process.argv.slice(2);
+const opt = (name: string, def: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : def;
+};
+const DURATION = Number(opt('duration', '5'));
+const WARMUP = Number(opt('warmup', '2'));
+const CONNECTIONS = opt('connections', '100,1000').split(',').map(Number);
+const ROUNDS = Number(opt('rounds', '1'));
+const THREADS = Number(opt('threads', '1'));
+const ACCESS_LOG = args.includes('--access-log');
+const UPSTREAM = opt('upstream', 'nginx');
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+const BODY = JSON.stringify({ status: 'ok', rows: [{ id: 1, title: 'test document', score: 0.75 }] });
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const children: ChildProcess[] = [];
+function cleanup(): void {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+}
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+async function waitPort(port: number, what: string, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`${what} did not start on port ${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function startNginx(dir: string, conf: string, what: string): ChildProcess {
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  writeFileSync(join(dir, 'nginx.conf'), conf);
+  const child = spawn('nginx', ['-p', dir, '-c', 'nginx.conf', '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.once('exit', (code) => {
+    if (code !== 0 && code !== null) console.error(`${what} exited ${code}: ${err}`);
+  });
+  children.push(child);
+  return child;
+}
+
+const commonNginx = (dir: string) => `
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/logs/error.log warn;
+events { worker_connections 8192; multi_accept on; }
+`;
+const httpCommon = (dir: string) => `
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+`;
+
+function upstreamConf(dir: string, port: number): string {
+  return `${commonNginx(dir)}
+http {
+  ${httpCommon(dir)}
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / { default_type application/json; return 200 '${BODY}'; }
+  }
+}`;
+}
+
+function proxyConf(dir: string, port: number, upstreamPort: number): string {
+  return `${commonNginx(dir)}
+http {
+  ${httpCommon(dir)}
+  upstream backend { server 127.0.0.1:${upstreamPort}; keepalive 1024; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_buffering on;
+    }
+  }
+}`;
+}
+
+function tsmeshConf(port: number, adminPort: number, upstreamPort: number, logPath: string): string {
+  return `admin:
+  address: 127.0.0.1:${adminPort}
+listeners:
+  - name: bench
+    address: 127.0.0.1:${port}
+    maxConnections: 20000
+    routes:
+      - name: all
+        match: { path: { prefix: / } }
+        cluster: upstream
+        timeout: 10s
+clusters:
+  - name: upstream
+    endpoints: [127.0.0.1:${upstreamPort}]
+    loadBalancer: peak-ewma
+    pool: { maxConnectionsPerEndpoint: 1024, idleTimeout: 30s }
+accessLog:
+  enabled: ${ACCESS_LOG}
+  path: ${logPath}
+`;
+}
+
+/** CPU seconds (user + system) of processes so far. */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // process gone
+    }
+  }
+  return ticks / CLK_TCK;
+}
+
+/** Peak resident set (VmHWM) in MiB, summed over processes. */
+function peakRssMiB(pids: number[]): number {
+  let kb = 0;
+  for (const pid of pids) {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) kb += Number(m[1]);
+    } catch {
+      // gone
+    }
+  }
+  return Math.round((kb / 1024) * 10) / 10;
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)]).toString().trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+interface WrkResult {
+  rps: number;
+  requests: number;
+  p50ms: number;
+  p99ms: number;
+  socketErrors: { connect: number; read: number; write: number; timeout: number };
+  non2xx: number;
+}
+
+function toMs(v: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(v.trim());
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
+}
+
+function runWrk(port: number, connections: number, seconds: number): Promise<WrkResult> {
+  return new Promise((resolve, reject) => {
+    const threads = Math.min(THREADS, connections);
+    const child = spawn('wrk', ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', '--timeout', '10s', `http://127.0.0.1:${port}/query`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('error', reject);
+    child.once('exit', () => {
+      const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? 0);
+      const se = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+      resolve({
+        rps: num(/Requests\/sec:\s+([\d.]+)/),
+        requests: num(/(\d+) requests in/),
+        p50ms: toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? ''),
+        p99ms: toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? ''),
+        socketErrors: se ? { connect: +se[1]!, read: +se[2]!, write: +se[3]!, timeout: +se[4]! } : { connect: 0, read: 0, write: 0, timeout: 0 },
+        non2xx: num(/Non-2xx or 3xx responses: (\d+)/),
+      });
+    });
+  });
+}
+
+interface Row extends WrkResult {
+  target: string;
+  connections: number;
+  round: number;
+  cpuSecondsPer1k: number | null;
+  peakRssMiB: number | null;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'tsmesh-bench-'));
+  const [upPort, nginxPort, tsPort, tsAdmin] = [await freePort(), await freePort(), await freePort(), await freePort()];
+
+  let up: ChildProcess;
+  if (UPSTREAM === 'node') {
+    up = spawn(process.execPath, [join(root, 'dist', 'bench', 'fixed-upstream.js'), String(upPort)], { stdio: 'ignore' });
+    children.push(up);
+  } else up = startNginx(join(dir, 'upstream'), upstreamConf(join(dir, 'upstream'), upPort), 'upstream nginx');
+  const ngx = startNginx(join(dir, 'proxy'), proxyConf(join(dir, 'proxy'), nginxPort, upPort), 'proxy nginx');
+  writeFileSync(join(dir, 'tsmesh.yaml'), tsmeshConf(tsPort, tsAdmin, upPort, join(dir, 'access.log')));
+  const ts = spawn(process.execPath, [join(root, 'dist', 'cli', 'tsmesh.js'), 'proxy', '--config', join(dir, 'tsmesh.yaml')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(ts);
+  await Promise.all([waitPort(upPort, 'upstream nginx'), waitPort(nginxPort, 'proxy nginx'), waitPort(tsPort, 'tsmesh')]);
+  const ngxPids = () => [ngx.pid!, ...childPids(ngx.pid!)];
+  const targets: Array<{ name: string; port: number; pids: () => number[] }> = [
+    { name: 'direct', port: upPort, pids: () => [] },
+    { name: 'tsmesh', port: tsPort, pids: () => [ts.pid!] },
+    { name: 'nginx', port: nginxPort, pids: ngxPids },
+  ];
+
+  console.error(`bench:overhead: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${UPSTREAM} upstream; ${DURATION}s per run, ${ROUNDS} round(s)`);
+
+  const rows: Row[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const connections of CONNECTIONS) {
+      for (const t of targets) {
+        // Warm-up at the same connection count: JIT, upstream pools, and the accept burst of
+        // a thousand new connections are not part of the measured run.
+        if (round === 1) await runWrk(t.port, connections, WARMUP);
+        const pids = t.pids();
+        const cpu0 = cpuSeconds(pids);
+        const r = await runWrk(t.port, connections, DURATION);
+        const cpu = cpuSeconds(pids) - cpu0;
+        const row: Row = {
+          target: t.name,
+          connections,
+          round,
+          ...r,
+          cpuSecondsPer1k: pids.length > 0 && r.requests > 0 ? (cpu / r.requests) * 1000 : null,
+          peakRssMiB: pids.length > 0 ? peakRssMiB(pids) : null,
+        };
+        rows.push(row);
+        const se = r.socketErrors;
+        console.error(
+          `  ${t.name.padEnd(6)} c=${String(connections).padEnd(4)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50ms.toFixed(2)}ms  p99 ${r.p99ms.toFixed(2)}ms  ` +
+            `errors ${se.connect + se.read + se.write + se.timeout}  non-2xx ${r.non2xx}` +
+            (row.cpuSecondsPer1k !== null ? `  cpu/1k ${row.cpuSecondsPer1k.toFixed(4)}s` : ''),
+        );
+      }
+    }
+  }
+
+  // Median over rounds per (target, connections).
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const pick = (target: string, c: number) => rows.filter((r) => r.target === target && r.connections === c);
+  const summary = CONNECTIONS.map((c) => {
+    const get = (t: string) => {
+      const rs = pick(t, c);
+      return {
+        rps: median(rs.map((r) => r.rps)),
+        p50ms: median(rs.map((r) => r.p50ms)),
+        p99ms: median(rs.map((r) => r.p99ms)),
+        socketErrors: rs.reduce((n, r) => n + r.socketErrors.connect + r.socketErrors.read + r.socketErrors.write + r.socketErrors.timeout, 0),
+        non2xx: rs.reduce((n, r) => n + r.non2xx, 0),
+        cpuSecondsPer1k: rs[0]!.cpuSecondsPer1k === null ? null : median(rs.map((r) => r.cpuSecondsPer1k!)),
+        peakRssMiB: rs[0]!.peakRssMiB,
+      };
+    };
+    const direct = get('direct');
+    const tsmesh = get('tsmesh');
+    const nginx = get('nginx');
+    return {
+      connections: c,
+      direct,
+      tsmesh,
+      nginx,
+      ratios: {
+        tsmeshOverDirect: tsmesh.rps / direct.rps,
+        tsmeshOverNginx: tsmesh.rps / nginx.rps,
+        nginxOverDirect: nginx.rps / direct.rps,
+        cpuTsmeshOverNginx: tsmesh.cpuSecondsPer1k !== null && nginx.cpuSecondsPer1k ? tsmesh.cpuSecondsPer1k / nginx.cpuSecondsPer1k : null,
+      },
+    };
+  });
+
+  const fmt = (n: number | null, d = 0) => (n === null || Number.isNaN(n) ? '-' : n.toFixed(d));
+  const lines: string[] = [];
+  lines.push(`| conns | path | req/s | p50 ms | p99 ms | socket errors | non-2xx | proxy CPU s / 1k req | proxy peak RSS MiB |`);
+  lines.push(`|---:|---|---:|---:|---:|---:|---:|---:|---:|`);
+  for (const s of summary) {
+    for (const [name, r] of [['direct', s.direct], ['tsmesh', s.tsmesh], ['nginx', s.nginx]] as const) {
+      lines.push(`| ${s.connections} | ${name} | ${fmt(r.rps)} | ${fmt(r.p50ms, 2)} | ${fmt(r.p99ms, 2)} | ${r.socketErrors} | ${r.non2xx} | ${fmt(r.cpuSecondsPer1k, 4)} | ${fmt(r.peakRssMiB, 1)} |`);
+    }
+  }
+  lines.push('');
+  lines.push(`| conns | tsmesh / direct | nginx / direct | tsmesh / nginx (target >= 0.75 at 100) | CPU per req tsmesh / nginx (target <= 2) |`);
+  lines.push(`|---:|---:|---:|---:|---:|`);
+  for (const s of summary) {
+    lines.push(`| ${s.connections} | ${fmt(s.ratios.tsmeshOverDirect, 2)} | ${fmt(s.ratios.nginxOverDirect, 2)} | ${fmt(s.ratios.tsmeshOverNginx, 2)} | ${fmt(s.ratios.cpuTsmeshOverNginx, 2)} |`);
+  }
+  console.log(lines.join('\n'));
+
+  const resultsDir = join(root, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `overhead-${UPSTREAM}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({ when: new Date().toISOString(), cpus: cpus().length, loadavgAtStart: loadavg(), node: process.version, upstream: UPSTREAM, durationSeconds: DURATION, rounds: ROUNDS, accessLog: ACCESS_LOG, rows, summary }, null, 2),
+  );
+  console.error(`results: ${file}`);
+
+  ts.kill('SIGTERM');
+  up.kill(UPSTREAM === 'node' ? 'SIGTERM' : 'SIGQUIT');
+  ngx.kill('SIGQUIT');
+  await new Promise((r) => setTimeout(r, 300));
+  cleanup();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,95 @@
+// Byte classes of RFC 9110/9112 as lookup tables, and the few byte helpers the codec needs.
+// The parsers run one table lookup per byte; no regular expressions on the request path.
+
+function table(pred: (c: number) => boolean): Uint8Array {
+  const t = new Uint8Array(256);
+  for (let c = 0; c < 256; c++) t[c] = pred(c) ? 1 : 0;
+  return t;
+}
+
+const isAlpha = (c: number) => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+
+/** tchar (RFC 9110 5.6.2): the characters of a token such as a method or a field name. */
+export const TCHAR = table((c) => isAlpha(c) || isDigit(c) || "!#$%&'*+-.^_`|~".includes(String.fromCharCode(c)));
+
+/** What may appear inside a field value: field-vchar (VCHAR / obs-text), SP and HTAB. Never CR, LF, NUL or other CTLs. */
+export const FIELD_VALUE = table((c) => (c >= 0x21 && c <= 0x7e) || c >= 0x80 || c === 0x20 || c === 0x09);
+
+/** Request-target bytes: visible ASCII only (no spaces, controls or raw non-ASCII; those must be percent-encoded). */
+export const TARGET = table((c) => c >= 0x21 && c <= 0x7e);
+
+/** Host header bytes: reg-name / IP-literal / port (unreserved, sub-delims, pct-encoded, ":", "[", "]"). */
+export const HOST = table((c) => isAlpha(c) || isDigit(c) || "-._~!$&'()*+,;=:[]%".includes(String.fromCharCode(c)));
+
+/** Hex digit value + 1 (0 = not a hex digit). */
+export const HEX = (() => {
+  const t = new Uint8Array(256);
+  for (let c = 0; c < 256; c++) {
+    if (isDigit(c)) t[c] = c - 0x30 + 1;
+    else if (c >= 0x41 && c <= 0x46) t[c] = c - 0x41 + 11;
+    else if (c >= 0x61 && c <= 0x66) t[c] = c - 0x61 + 11;
+  }
+  return t;
+})();
+
+export const CR = 0x0d;
+export const LF = 0x0a;
+export const SP = 0x20;
+export const HTAB = 0x09;
+export const COLON = 0x3a;
+
+interface Latin1Buffer extends Buffer {
+  latin1Slice(start: number, end: number): string;
+  latin1Write(text: string, offset: number, length?: number): number;
+}
+
+/** A latin1 string of buf[start, end): one byte per char, no UTF-8 decoding (header bytes are opaque octets). */
+export function latin1(buf: Buffer, start: number, end: number): string {
+  return (buf as Latin1Buffer).latin1Slice(start, end);
+}
+
+/**
+ * Writes text (one byte per char) into buf at offset; returns the offset after it. Short
+ * strings (most header lines) are written by a JS loop: cheaper than a call into C++.
+ */
+export function writeLatin1(buf: Buffer, text: string, offset: number): number {
+  const n = text.length;
+  if (n <= 64) {
+    for (let i = 0; i < n; i++) buf[offset + i] = text.charCodeAt(i);
+    return offset + n;
+  }
+  return offset + (buf as Latin1Buffer).latin1Write(text, offset, n);
+}
+
+/** Copies src[start, end) into dst at offset; returns the offset after it. Short ranges by a JS loop. */
+export function copyBytes(src: Buffer, start: number, end: number, dst: Buffer, offset: number): number {
+  const n = end - start;
+  if (n <= 64) {
+    for (let i = 0; i < n; i++) dst[offset + i] = src[start + i]!;
+    return offset + n;
+  }
+  dst.set(src.subarray(start, end), offset);
+  return offset + n;
+}
+
+/**
+ * Case-insensitive comparison of buf[start, start + lower.length) with a lower-case ASCII name.
+ * Only valid on bytes already checked to be tchar: OR-ing 0x20 folds A-Z onto a-z and leaves
+ * every other tchar unchanged.
+ */
+export function equalsLowerToken(buf: Buffer, start: number, lower: Uint8Array): boolean {
+  for (let i = 0; i < lower.length; i++) if ((buf[start + i]! | 0x20) !== lower[i]) return false;
+  return true;
+}
+
+/** Case-insensitive comparison of field-value bytes with a lower-case ASCII word. */
+export function equalsLowerValue(buf: Buffer, start: number, end: number, lower: string): boolean {
+  if (end - start !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    let c = buf[start + i]!;
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}

@@ -1,0 +1,217 @@
+// A parsed message head that keeps the bytes it came from. Fields are stored as offsets into
+// that buffer (no string per header): forwarding copies the byte ranges of the lines it keeps,
+// and a string is made only for the few values the proxy reads, or when a policy asks.
+import { CR, FIELD_VALUE, HTAB, LF, SP, COLON, TCHAR, latin1 } from './chars.js';
+import { headerId, type HeaderId } from './header-names.js';
+
+/** Why a head was refused; `status` is what the proxy answers (400, 431, ...). */
+export class ParseError {
+  constructor(
+    readonly status: number,
+    readonly message: string,
+  ) {}
+}
+
+export const ERR = {
+  headTooLarge: new ParseError(431, 'request head too large'),
+  tooManyFields: new ParseError(431, 'too many header fields'),
+  badStartLine: new ParseError(400, 'malformed start line'),
+  badMethod: new ParseError(400, 'invalid method'),
+  badTarget: new ParseError(400, 'invalid request-target'),
+  badVersion: new ParseError(400, 'unsupported HTTP version'),
+  badFieldName: new ParseError(400, 'invalid character in a field name'),
+  spaceBeforeColon: new ParseError(400, 'whitespace between a field name and its colon'),
+  obsFold: new ParseError(400, 'obsolete line folding'),
+  badFieldValue: new ParseError(400, 'invalid character in a field value'),
+  bareCr: new ParseError(400, 'CR not followed by LF'),
+  bareLf: new ParseError(400, 'LF without CR'),
+  missingHost: new ParseError(400, 'missing Host header'),
+  repeatedHost: new ParseError(400, 'more than one Host header'),
+  badHost: new ParseError(400, 'invalid Host header'),
+  badContentLength: new ParseError(400, 'invalid Content-Length'),
+  repeatedContentLength: new ParseError(400, 'more than one Content-Length'),
+  lengthAndChunked: new ParseError(400, 'both Content-Length and Transfer-Encoding'),
+  badTransferEncoding: new ParseError(400, 'Transfer-Encoding other than a single chunked'),
+  chunkedHttp10: new ParseError(400, 'Transfer-Encoding in an HTTP/1.0 message'),
+  unsupportedMethod: new ParseError(400, 'CONNECT is not supported'),
+  badStatus: new ParseError(502, 'malformed status line'),
+  badConnection: new ParseError(400, 'invalid Connection header'),
+} as const;
+
+/** Offsets kept per field: where its line starts, its name ends, its value starts/ends, its line ends. */
+export const F_LINE = 0;
+export const F_NAME_END = 1;
+export const F_VALUE = 2;
+export const F_VALUE_END = 3;
+export const F_LINE_END = 4;
+export const F_ID = 5;
+export const F_SIZE = 6;
+
+export class MessageHead {
+  /** The bytes of the head: [start, end) includes the start line and the final empty line. */
+  buf: Buffer;
+  start: number;
+  /** Index just after the start line's CRLF (where the first field line starts). */
+  fieldsStart = 0;
+  end = 0;
+  count = 0;
+  /** F_SIZE numbers per field (see F_*). */
+  readonly f: number[] = [];
+  /** Fields not to forward (hop-by-hop, replaced by the proxy): 1 at their index; allocated on first use. */
+  drop: number[] | undefined = undefined;
+
+  constructor(buf: Buffer, start: number) {
+    this.buf = buf;
+    this.start = start;
+  }
+
+  /** First value of a field by lower-case name; undefined when absent. */
+  header(lowerName: string): string | undefined {
+    const i = this.indexOf(lowerName, 0);
+    return i < 0 ? undefined : this.value(i);
+  }
+
+  /** All values of a field, in order. */
+  headers(lowerName: string): string[] {
+    const out: string[] = [];
+    for (let i = this.indexOf(lowerName, 0); i >= 0; i = this.indexOf(lowerName, i + 1)) out.push(this.value(i));
+    return out;
+  }
+
+  /** Index of the first field named lowerName at or after field `from`, or -1. */
+  indexOf(lowerName: string, from: number): number {
+    const f = this.f;
+    const buf = this.buf;
+    const n = lowerName.length;
+    outer: for (let i = from; i < this.count; i++) {
+      const s = f[i * F_SIZE + F_LINE]!;
+      if (f[i * F_SIZE + F_NAME_END]! - s !== n) continue;
+      for (let k = 0; k < n; k++) {
+        let c = buf[s + k]!;
+        if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+        if (c !== lowerName.charCodeAt(k)) continue outer;
+      }
+      return i;
+    }
+    return -1;
+  }
+
+  value(i: number): string {
+    return latin1(this.buf, this.f[i * F_SIZE + F_VALUE]!, this.f[i * F_SIZE + F_VALUE_END]!);
+  }
+
+  name(i: number): string {
+    return latin1(this.buf, this.f[i * F_SIZE + F_LINE]!, this.f[i * F_SIZE + F_NAME_END]!);
+  }
+
+  /** Marks field i as not to be forwarded. */
+  markDrop(i: number): void {
+    (this.drop ??= [])[i] = 1;
+  }
+
+  isDropped(i: number): boolean {
+    return this.drop !== undefined && this.drop[i] === 1;
+  }
+
+  id(i: number): HeaderId {
+    return this.f[i * F_SIZE + F_ID]! as HeaderId;
+  }
+
+  /** Every field as [name, value] pairs in order (names as sent); for logs and tests, not the hot path. */
+  entries(): Array<[string, string]> {
+    const out: Array<[string, string]> = [];
+    for (let i = 0; i < this.count; i++) out.push([this.name(i), this.value(i)]);
+    return out;
+  }
+}
+
+/** Returned by the parsers when the bytes end before the head does (wait for more). */
+export const INCOMPLETE = new ParseError(0, 'incomplete head');
+
+/**
+ * Parses the field lines of a head from `i` (just after the start line) up to the empty line
+ * that closes it, reading no further than `end`. Strict RFC 9112: token names, no whitespace
+ * before the colon, no obs-fold, no bare CR or LF, no NUL or other controls. Returns undefined
+ * on success (head.end is then set), INCOMPLETE when `end` comes first, or the error.
+ */
+export function parseFieldLines(head: MessageHead, i: number, end: number, maxFields: number): ParseError | undefined {
+  const buf = head.buf;
+  const f = head.f;
+  let count = 0;
+  let n = 0;
+  head.fieldsStart = i;
+  for (;;) {
+    if (i >= end) return INCOMPLETE;
+    let c = buf[i]!;
+    if (c === CR) {
+      if (i + 1 >= end) return INCOMPLETE;
+      if (buf[i + 1] !== LF) return ERR.bareCr;
+      i += 2;
+      break;
+    }
+    const lineStart = i;
+    if (c === SP || c === HTAB) return ERR.obsFold;
+    while (i < end && TCHAR[buf[i]!] === 1) i++;
+    if (i >= end) return INCOMPLETE;
+    if (i === lineStart) return c === LF ? ERR.bareLf : ERR.badFieldName;
+    const nameEnd = i;
+    c = buf[i]!;
+    if (c !== COLON) return c === SP || c === HTAB ? ERR.spaceBeforeColon : c === LF ? ERR.bareLf : c === CR ? ERR.bareCr : ERR.badFieldName;
+    i++;
+    while (i < end && ((c = buf[i]!) === SP || c === HTAB)) i++;
+    const valueStart = i;
+    while (i < end && FIELD_VALUE[buf[i]!] === 1) i++;
+    if (i + 1 >= end) return INCOMPLETE;
+    c = buf[i]!;
+    if (c !== CR) return c === LF ? ERR.bareLf : ERR.badFieldValue;
+    if (buf[i + 1] !== LF) return ERR.bareCr;
+    let valueEnd = i;
+    while (valueEnd > valueStart && ((c = buf[valueEnd - 1]!) === SP || c === HTAB)) valueEnd--;
+    i += 2;
+    if (count === maxFields) return ERR.tooManyFields;
+    f[n] = lineStart;
+    f[n + 1] = nameEnd;
+    f[n + 2] = valueStart;
+    f[n + 3] = valueEnd;
+    f[n + 4] = i;
+    f[n + 5] = headerId(buf, lineStart, nameEnd);
+    n += F_SIZE;
+    count++;
+  }
+  head.count = count;
+  head.end = i;
+  return undefined;
+}
+
+/** Parses 1*15 DIGIT in buf[start, end); -1 when malformed. */
+export function parseDecimal(buf: Buffer, start: number, end: number): number {
+  if (end <= start || end - start > 15) return -1;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const d = buf[i]! - 0x30;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+
+/**
+ * Where the head that starts at `start` ends (index after CRLF CRLF), or -1 while incomplete.
+ * `from` lets a caller resume the search after more bytes arrived.
+ */
+export function findHeadEnd(buf: Buffer, start: number, from: number, end: number): number {
+  // A head without fields ends with its start line's CRLF followed by CRLF; indexOf finds both cases.
+  const at = buf.indexOf(CRLFCRLF, Math.max(start, from));
+  return at < 0 || at + 4 > end ? -1 : at + 4;
+}
+
+/**
+ * While a head is incomplete: true if buf[from, end) holds an LF not preceded by CR, which
+ * makes the head invalid now rather than after the header timeout.
+ */
+export function hasBareLf(buf: Buffer, start: number, from: number, end: number): boolean {
+  for (let i = Math.max(from, start); i < end; i++) if (buf[i] === LF && (i === start || buf[i - 1] !== CR)) return true;
+  return false;
+}

@@ -1,0 +1,228 @@
+// A listening socket and the client connections it accepted. Every connection is accepted
+// (a large backlog keeps clients from ever seeing "connection refused" below maxConnections);
+// above maxConnections a connection still gets an answer, 503 overloaded with
+// Connection: close, instead of a refusal or a hang. One sweeper tick per runtime checks the
+// connections' deadlines (header, idle, linger): no timer per connection or per request.
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Clock } from './clock.js';
+import { parseHostPort } from './config/units.js';
+import { ClientConnection } from './connection.js';
+import { buildLocalResponse } from './http/serialize.js';
+import type { ListenerConfig } from './config/schema.js';
+import type { ListenerSnapshot } from './snapshot-types.js';
+import type { ProxyMetrics } from './telemetry/metrics.js';
+
+const OVERFLOW_LINGER_MS = 1000;
+const OVERLOADED = buildLocalResponse(503, 'overloaded', 'overloaded: the proxy is at its connection limit\n', [['retry-after', '1']], true, 0);
+
+export class Listener {
+  readonly server: Server;
+  readonly connections = new Set<ClientConnection>();
+  /** Requests in flight on this listener. */
+  active = 0;
+  /** Draining: responses carry Connection: close and idle connections are closed. */
+  draining = false;
+  /** Closing: requests still arriving are answered 503 draining. */
+  closing = false;
+  private accepting = false;
+  private serverClosed: Promise<void> | undefined;
+  private readonly overflow = new Map<Socket, number>();
+  private idleWaiters: Array<() => void> = [];
+  private readonly connectionsTotal: { inc(): void };
+  private readonly overflowTotal: { inc(): void };
+  /** The config's snapshot; swapped by `activate` (one assignment), read at each request's start. */
+  snapshot!: ListenerSnapshot;
+  /** Connections accepted between listen() and the first activate(). */
+  private early: Socket[] | undefined = [];
+
+  constructor(
+    private readonly bindConfig: ListenerConfig,
+    readonly clock: Clock,
+    metrics: ProxyMetrics,
+  ) {
+    this.server = createServer({ noDelay: true }, this.onConnection);
+    this.connectionsTotal = metrics.downstreamConnectionsTotal.labels(bindConfig.name);
+    this.overflowTotal = metrics.downstreamConnectionsOverflow.labels(bindConfig.name);
+  }
+
+  /** Installs a new snapshot: requests starting from now use it; those in flight keep theirs. */
+  activate(snapshot: ListenerSnapshot): void {
+    this.snapshot = snapshot;
+    const early = this.early;
+    this.early = undefined;
+    if (early) for (const s of early) this.onConnection(s);
+  }
+
+  get name(): string {
+    return (this.snapshot?.config ?? this.bindConfig).name;
+  }
+
+  /** The address as configured. */
+  get address(): string {
+    return this.bindConfig.address;
+  }
+
+  /** The actual bound address (with the real port when the config said 0). */
+  get boundAddress(): string {
+    const a = this.server.address();
+    if (a === null || typeof a === 'string') return this.address;
+    return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  }
+
+  get port(): number {
+    const a = this.server.address();
+    return a !== null && typeof a !== 'string' ? a.port : 0;
+  }
+
+  listen(): Promise<void> {
+    const hp = parseHostPort(this.bindConfig.address)!;
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => {
+        this.server.off('listening', onListening);
+        reject(err);
+      };
+      const onListening = () => {
+        this.server.off('error', onError);
+        this.accepting = true;
+        this.server.on('error', noop);
+        resolve();
+      };
+      this.server.once('error', onError);
+      this.server.once('listening', onListening);
+      this.server.listen({ host: hp.host, port: hp.port, backlog: this.bindConfig.backlog });
+    });
+  }
+
+  private readonly onConnection = (socket: Socket): void => {
+    if (this.early) {
+      this.early.push(socket);
+      return;
+    }
+    const cfg = this.snapshot.config;
+    if (this.connections.size >= cfg.maxConnections) {
+      this.overflowTotal.inc();
+      socket.on('error', noop);
+      socket.on('close', () => this.overflow.delete(socket));
+      socket.resume();
+      socket.end(OVERLOADED);
+      this.overflow.set(socket, this.clock.now() + OVERFLOW_LINGER_MS);
+      this.snapshot.unroutedStats.record(503, 'overloaded', 0);
+      if (this.snapshot.accessLog.enabled) {
+        const addr = socket.remoteAddress ?? '';
+        this.logRejection(503, 'overloaded', addr.startsWith('::ffff:') ? addr.slice(7) : addr);
+      }
+      return;
+    }
+    this.connectionsTotal.inc();
+    const conn = new ClientConnection(socket, this);
+    this.connections.add(conn);
+  };
+
+  requestStarted(): void {
+    this.active++;
+  }
+
+  requestFinished(): void {
+    this.active--;
+    if (this.active === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** A request refused before it became an exchange (400/408/413/431): counted and logged. */
+  rejected(conn: ClientConnection, status: number, _message: string): void {
+    this.snapshot.unroutedStats.record(status, 'bad_request', 0);
+    if (this.snapshot.accessLog.enabled) this.logRejection(status, 'bad_request', conn.remoteAddress);
+  }
+
+  private logRejection(status: number, reason: 'bad_request' | 'overloaded', client: string): void {
+    const snap = this.snapshot;
+    const now = this.clock.now();
+    snap.accessLog.log(
+      {
+        requestHead: { method: '', target: '', version: 11, header: () => undefined },
+        status,
+        reason,
+        route: undefined,
+        cluster: undefined,
+        endpoint: undefined,
+        attempts: 0,
+        startTime: now,
+        upstreamMs: -1,
+        received: 0,
+        responseBytes: 0,
+        requestId: undefined,
+        conn: { remoteAddress: client },
+      },
+      now,
+      snap.config.name,
+    );
+  }
+
+  connectionClosed(conn: ClientConnection): void {
+    this.connections.delete(conn);
+  }
+
+  /** Checks deadlines: header timeouts, idle keep-alive connections, lingering closes. */
+  sweep(now: number): void {
+    for (const conn of this.connections) {
+      const d = conn.deadline;
+      if (d !== 0 && now >= d) conn.onDeadline();
+    }
+    for (const [socket, until] of this.overflow) {
+      if (now >= until) {
+        socket.destroy();
+        this.overflow.delete(socket);
+      }
+    }
+  }
+
+  /**
+   * Stops accepting new connections at once; open ones keep working. (net.Server's close
+   * callback waits for every connection to end, so it is not awaited here; see `closed`.)
+   */
+  stopAccepting(): Promise<void> {
+    if (this.accepting) {
+      this.accepting = false;
+      this.serverClosed = new Promise((resolve) => this.server.close(() => resolve()));
+    }
+    return Promise.resolve();
+  }
+
+  /** Resolves when the server stopped listening and all its connections ended. */
+  closed(): Promise<void> {
+    return this.serverClosed ?? Promise.resolve();
+  }
+
+  /** Enters drain: responses say Connection: close, idle keep-alive connections are closed now. */
+  startDrain(): void {
+    this.draining = true;
+    for (const conn of this.connections) conn.closeIfIdle();
+  }
+
+  /** Resolves when no request is in flight on this listener. */
+  whenIdle(): Promise<void> {
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** The drain is over (all requests done, or its timeout passed): close what is left. */
+  finishDrain(): void {
+    this.closing = true;
+    this.draining = true;
+    for (const conn of [...this.connections]) conn.drainNow();
+  }
+
+  /** Ends everything still open (after a drain's timeout, or on close). */
+  destroyAll(): void {
+    this.closing = true;
+    for (const conn of this.connections) conn.destroy();
+    for (const socket of this.overflow.keys()) socket.destroy();
+    this.overflow.clear();
+    for (const socket of this.early ?? []) socket.destroy();
+  }
+}
+
+function noop(): void {}
