@@ -125,14 +125,20 @@ export async function runControlPlaneProxy(
   }
   const adminAddress = runtime.addresses.admin;
   if (adminAddress) opts.onAdmin?.(adminAddress);
-  const boot = await startFromControlPlane(bootstrap, runtime, {
-    ...opts.boot,
-    metrics,
-    log: opts.log,
-    metadata: { ...opts.boot?.metadata, ...(adminAddress ? { adminAddress } : {}) },
-    onClient: (client) => {
-      runtime.controlPlane = client;
-    },
-  });
+  let boot: ControlPlaneBoot;
+  try {
+    boot = await startFromControlPlane(bootstrap, runtime, {
+      ...opts.boot,
+      metrics,
+      log: opts.log,
+      metadata: { ...opts.boot?.metadata, ...(adminAddress ? { adminAddress } : {}) },
+      onClient: (client) => {
+        runtime.controlPlane = client;
+      },
+    });
+  } catch (err) {
+    await runtime.close();
+    throw err;
+  }
   return running(runtime, rateLimiters, boot);
 }
