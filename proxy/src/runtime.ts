@@ -21,6 +21,7 @@ import type { ListenerSnapshot, RouteTarget } from './snapshot-types.js';
 import { AccessLog } from './telemetry/access-log.js';
 import { HotStats } from './telemetry/hot-stats.js';
 import { ProxyMetrics } from './telemetry/metrics.js';
+import { createTracer, type Tracer } from './telemetry/tracing.js';
 import { ClusterRegistry } from './upstream/cluster-state.js';
 import { ClusterDispatch, upstreamHandler } from './upstream/dispatch.js';
 import { AdminServer } from './admin.js';
@@ -64,6 +65,11 @@ export class ProxyRuntime implements ConfigTarget {
   private admin: AdminServer | undefined;
   private readonly withAdmin: boolean;
   private accessLog: AccessLog | undefined;
+  /** The tracer of the running config (undefined when tracing is off) and the config it was made from. */
+  private tracer: Tracer | undefined;
+  private tracingConfig: ProxyConfig['tracing'] | undefined;
+  /** Tracers of earlier configs, still ending the spans of requests that started under them. */
+  private readonly retiringTracers = new Set<Tracer>();
   private sweeper: NodeJS.Timeout | undefined;
   private sweepEvery = 0;
   private applying: Promise<unknown> = Promise.resolve();
@@ -120,7 +126,19 @@ export class ProxyRuntime implements ConfigTarget {
         newAdmin = undefined;
       }
     }
+    // A changed tracing config gets a new tracer (its own exporter and resource); requests in
+    // flight finish their spans on the one they started with.
+    const tracingChanged = this.tracingConfig === undefined || !sameJson(this.tracingConfig, config.tracing);
+    let tracer = this.tracer;
+    if (errors.length === 0 && tracingChanged) {
+      try {
+        tracer = await createTracer(config.tracing, { resourceAttributes: resourceAttributesOf(config) });
+      } catch (err) {
+        errors.push(`tracing: cannot start the tracer: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
     if (errors.length > 0) {
+      if (newAdmin) await newAdmin.close();
       for (const l of fresh) {
         await l.stopAccepting();
         l.destroyAll();
@@ -137,9 +155,13 @@ export class ProxyRuntime implements ConfigTarget {
     const accessLog = this.accessLog && sameJson(this.accessLog.config, config.accessLog) ? this.accessLog : new AccessLog(config.accessLog);
     const oldAccessLog = this.accessLog !== accessLog ? this.accessLog : undefined;
     this.accessLog = accessLog;
+    const oldTracer = this.tracer !== tracer ? this.tracer : undefined;
+    const oldConfig = this.current?.config;
+    this.tracer = tracer;
+    this.tracingConfig = config.tracing;
     for (const lc of config.listeners) {
       const listener = next.get(listenerKey(lc.name, lc.address))!;
-      listener.activate(this.compile(lc, clusters, meta.version, accessLog));
+      listener.activate(this.compile(lc, clusters, meta.version, accessLog, tracer));
     }
     for (const [key, l] of this.listeners) if (!next.has(key)) this.retire(l, config);
     this.listeners = next;
@@ -150,6 +172,7 @@ export class ProxyRuntime implements ConfigTarget {
       if (old) void old.close();
     }
     if (oldAccessLog) setTimeout(() => void oldAccessLog.close(), 1000).unref();
+    if (oldTracer) this.retireTracer(oldTracer, oldConfig);
     // Pools of clusters that are gone: idle connections close, busy ones when their response ends.
     this.closeRemovedClusters(clusters);
 
@@ -177,6 +200,7 @@ export class ProxyRuntime implements ConfigTarget {
     clusters: Map<string, import('./upstream/cluster-state.js').ClusterState>,
     version: string,
     accessLog: AccessLog,
+    tracer: Tracer | undefined,
   ): ListenerSnapshot {
     const clock = this.clock;
     const router = new Router<RouteTarget>(lc.routes, (route, clusterName) => {
@@ -205,8 +229,23 @@ export class ProxyRuntime implements ConfigTarget {
       limits: { maxHeaderBytes: lc.maxHeaderBytes, maxHeaderFields: 128 },
       unroutedStats: this.stats.route(lc.name, '', ''),
       accessLog,
+      tracer,
       clock,
     };
+  }
+
+  /**
+   * Shuts a replaced tracer down once the requests that may still use it are over: the old
+   * config's longest route timeout (at most a minute). Spans ended after that are dropped.
+   */
+  private retireTracer(tracer: Tracer, config: ProxyConfig | undefined): void {
+    this.retiringTracers.add(tracer);
+    let wait = 1000;
+    for (const l of config?.listeners ?? []) for (const r of l.routes) wait = Math.max(wait, r.timeout + 1000);
+    setTimeout(() => {
+      if (!this.retiringTracers.delete(tracer)) return;
+      void tracer.shutdown();
+    }, Math.min(wait, 60_000)).unref();
   }
 
   /** A listener removed by a new config: stop accepting, let its requests finish, then close. */
@@ -320,11 +359,21 @@ export class ProxyRuntime implements ConfigTarget {
     for (const d of this.knownDispatch) d.pools.close();
     await this.admin?.close();
     await this.accessLog?.close();
+    // Bounded (2 s each): an unreachable collector cannot hold up the exit.
+    const tracers = [...this.retiringTracers, ...(this.tracer ? [this.tracer] : [])];
+    this.retiringTracers.clear();
+    this.tracer = undefined;
+    await Promise.all(tracers.map((t) => t.shutdown()));
   }
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** Resource attributes a proxy adds to its spans: its node name when it has one. */
+function resourceAttributesOf(config: ProxyConfig): Record<string, string> {
+  return config.controlPlane ? { 'service.instance.id': config.controlPlane.node } : {};
 }
 
 function sameJson(a: unknown, b: unknown): boolean {
