@@ -437,7 +437,8 @@ export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
     const body = lr.detail ? `${reason}: ${lr.detail}\n` : `${reason}\n`;
     const out = buildLocalResponse(lr.status, reason, body, lr.headers, this.closeAfter, this.attempts, this.requestHead.method !== 'HEAD');
     this.responseStarted = true;
-    this.responseBytes += out.length;
+    // Body bytes only, as for upstream answers (tsmesh_response_body_bytes_total, access log).
+    if (this.requestHead.method !== 'HEAD') this.responseBytes += Buffer.byteLength(body);
     this.conn.write(out);
     this.finish(lr.status, reason);
   }

@@ -30,6 +30,28 @@ export interface LoggedRequest {
   readonly span?: { readonly traceId: string } | undefined;
 }
 
+/** Every field a line may have, in the order written; docs/access-log.md documents each (access-log.test.ts checks). */
+export const ACCESS_LOG_FIELDS = [
+  'time',
+  'method',
+  'path',
+  'protocol',
+  'status',
+  'reason',
+  'listener',
+  'route',
+  'cluster',
+  'endpoint',
+  'attempts',
+  'duration_ms',
+  'upstream_ms',
+  'request_bytes',
+  'response_bytes',
+  'request_id',
+  'trace_id',
+  'client',
+] as const;
+
 /** One access-log line, as written (docs/access-log.md, "Fields"). */
 export interface AccessLogLine {
   time: number;
