@@ -1,5 +1,5 @@
 // Tracing in the running proxy, end to end: a client → proxy A → proxy B → upstream, two real
-// proxies (startProxy) on real sockets, the resilience policies in their chains, exporting to
+// proxies (startProxy) on real sockets, their default policy chains (retry, rate limit), exporting to
 // the real OTLP receiver. Checks one trace with the right parent/child links across both
 // proxies, retries as separate attempt spans, reasons on rejected requests' spans, what the
 // upstream receives (the last attempt's traceparent, the caller's tracestate and baggage), the
@@ -10,8 +10,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ATTEMPT_POLICIES, REQUEST_POLICIES } from '../../proxy/src/policy/resilience.js';
-import { localRateLimiters } from '../../proxy/src/policy/token-bucket.js';
 import type { ProxyRuntime } from '../../proxy/src/runtime.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
 import { httpGet, startTestProxy, testConfig } from '../support/proxy.js';
@@ -20,7 +18,6 @@ import { startUpstream, type TestUpstream } from '../support/upstream.js';
 
 const CALLER_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const CALLER_SPAN = '00f067aa0ba902b7';
-const policies = [...REQUEST_POLICIES, ...ATTEMPT_POLICIES];
 
 const cleanup: Array<() => Promise<void>> = [];
 after(async () => {
@@ -57,7 +54,7 @@ before(async () => {
     else res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
   });
   cleanup.push(() => upstream.close());
-  proxyB = await startTestProxy(docB(tracing('proxy-b')), { policies, rateLimiters: localRateLimiters });
+  proxyB = await startTestProxy(docB(tracing('proxy-b')));
   cleanup.push(() => proxyB.close());
   const dead = await freePort();
   logDir = mkdtempSync(join(tmpdir(), 'tsmesh-trace-log-'));
@@ -81,7 +78,6 @@ before(async () => {
       tracing: tracing('proxy-a'),
       accessLog: { enabled: true, path: join(logDir, 'a.log') },
     },
-    { policies, rateLimiters: localRateLimiters },
   );
   cleanup.push(() => proxyA.close());
 });
