@@ -1,7 +1,8 @@
 // The control plane's /metrics as a running control plane serves it (real PostgreSQL, a real
-// proxy on its gRPC stream): exact counts after a known sequence (a stored apply the proxy
-// ACKs, an invalid apply, a refused token), promtool check metrics on it and on that proxy's
-// /metrics, and `tsmesh stat --server` reading the control plane's proxy status.
+// proxy booted from it as `tsmesh proxy` boots): exact counts after a known sequence (a stored
+// apply the proxy ACKs, an invalid apply, a refused token), promtool check metrics on it and on
+// that proxy's /metrics, and `tsmesh stat --server` finding the proxy through the control
+// plane's status (its adminAddress) and reporting its traffic.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -9,9 +10,11 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { ApiClient, ApiError } from '../../control-plane/src/api/client.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/src/control-plane.js';
-import { ControlPlaneClient } from '../../proxy/src/config/control-plane-client.js';
-import { ProxyRuntime } from '../../proxy/src/runtime.js';
+import { runControlPlaneProxy, type RunningProxy } from '../../proxy/src/boot.js';
+import { proxyConfig } from '../../proxy/src/config/schema.js';
+import type { ProxyRuntime } from '../../proxy/src/runtime.js';
 import { parsePromText, type Sample } from '../../proxy/src/telemetry/prom-text.js';
+import type { StatOutput } from '../../cli/stat/render.js';
 import { gatewayDoc } from '../support/documents.js';
 import { checkMetrics } from '../support/prometheus.js';
 import { httpGet } from '../support/proxy.js';
@@ -27,9 +30,10 @@ after(async () => {
 
 let postgres: RealServer;
 let cp: RunningControlPlane;
+let running: RunningProxy;
 let proxy: ProxyRuntime;
-let client: ControlPlaneClient;
 let upstream: TestUpstream;
+let storedVersion: string;
 
 before(async () => {
   postgres = await startPostgres();
@@ -38,17 +42,13 @@ before(async () => {
   cleanup.push(() => cp.stop());
   upstream = await startUpstream();
   cleanup.push(() => upstream.close());
-  // A real proxy whose config comes from the control plane.
-  proxy = new ProxyRuntime({});
-  cleanup.push(() => proxy.close());
-  client = new ControlPlaneClient({
-    target: proxy,
-    metrics: proxy.metrics,
-    bootstrap: { admin: { address: '127.0.0.1:0' }, controlPlane: { address: cp.grpcAddress, node: 'gateway-1', token: TOKEN } },
-    backoff: { baseMs: 50, maxMs: 500 },
-  });
-  client.start();
-  cleanup.push(() => client.stop());
+  // A stored revision, then a real proxy booting from a bootstrap that names the control plane.
+  const api = new ApiClient({ server: cp.httpAddress, token: TOKEN, author: 'test' });
+  storedVersion = (await api.apply(gatewayDoc({ endpoints: [upstream.address] }), 'first')).version;
+  const bootstrap = proxyConfig.parse({ admin: { address: '127.0.0.1:0' }, controlPlane: { address: cp.grpcAddress, node: 'gateway-1', token: TOKEN } });
+  running = await runControlPlaneProxy(bootstrap);
+  cleanup.push(() => running.close());
+  proxy = running.runtime;
 });
 
 function value(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
@@ -66,10 +66,8 @@ async function cpMetrics(): Promise<{ text: string; samples: Sample[] }> {
 }
 
 test('a running control plane: exact counts after an ACKed apply, an invalid apply and a refused token; promtool accepts its /metrics and its proxy\'s', async () => {
-  await waitFor('the proxy stream', async () => client.status.state === 'connected', 10_000);
   const api = new ApiClient({ server: cp.httpAddress, token: TOKEN, author: 'test' });
-  const stored = await api.apply(gatewayDoc({ endpoints: [upstream.address] }), 'first');
-  await waitFor('the proxy running the revision', async () => proxy.current?.version === stored.version, 10_000);
+  await waitFor('the proxy running the revision', async () => proxy.current?.version === storedVersion, 10_000);
   await assert.rejects(api.apply('listeners: [{ name: edge }]', 'broken'), (err: unknown) => err instanceof ApiError && err.status === 400);
   const refused = await fetch(`http://${cp.httpAddress}/v1/status`, { headers: { authorization: 'Bearer wrong' } });
   assert.equal(refused.status, 401);
@@ -80,7 +78,7 @@ test('a running control plane: exact counts after an ACKed apply, an invalid app
   await waitFor('the ACK counted', async () => value((await cpMetrics()).samples, 'tsmesh_cp_acks_total') === 1, 5000);
   const { text, samples } = await cpMetrics();
   assert.equal(value(samples, 'tsmesh_cp_connected_proxies'), 1);
-  assert.equal(value(samples, 'tsmesh_cp_pushes_total'), 1, 'one snapshot pushed: the stored revision');
+  assert.equal(value(samples, 'tsmesh_cp_pushes_total'), 1, 'one snapshot pushed: the stored revision, when the proxy subscribed');
   assert.equal(value(samples, 'tsmesh_cp_acks_total'), 1);
   assert.equal(value(samples, 'tsmesh_cp_nacks_total'), 0);
   assert.equal(value(samples, 'tsmesh_cp_applies_total', { result: 'stored' }), 1);
@@ -97,40 +95,50 @@ test('a running control plane: exact counts after an ACKed apply, an invalid app
   // The proxy's side of the same stream, also through promtool.
   const proxyText = (await httpGet(proxy.adminPort, '/metrics')).body;
   const proxySamples = parsePromText(proxyText).samples;
-  assert.equal(value(proxySamples, 'tsmesh_config_info', { version: stored.version, source: 'control-plane' }), 1);
+  assert.equal(value(proxySamples, 'tsmesh_config_info', { version: storedVersion, source: 'control-plane' }), 1);
   assert.equal(value(proxySamples, 'tsmesh_control_plane_connected'), 1);
   assert.equal(value(proxySamples, 'tsmesh_control_plane_updates_total', { result: 'acked' }), 1);
   const proxyLint = await checkMetrics(proxyText);
   assert.deepEqual(proxyLint.problems, []);
 });
 
-test('tsmesh stat --server reads the control plane\'s proxy status and says which proxies have no admin address', async () => {
-  const run = (args: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [join(repoRoot(), 'dist', 'cli', 'tsmesh.js'), 'stat', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d));
-      child.stderr.on('data', (d: Buffer) => (stderr += d));
-      child.once('exit', (code) => resolve({ code, stdout, stderr }));
-    });
-  // The control plane's status lists gateway-1; until it reports proxies' admin addresses,
-  // stat names the proxy and says why it cannot read it, rather than guessing an address.
-  const r = await run(['--server', `http://${cp.httpAddress}`, '--token', TOKEN, '--interval', '100ms', '--json']);
-  const out = JSON.parse(r.stdout) as { proxies: number; problems: string[] };
+test("tsmesh stat --server finds the proxy through the control plane's status and reports its window", async () => {
   const status = await new ApiClient({ server: cp.httpAddress, token: TOKEN }).status();
   const entry = status.proxies.find((p) => p.node === 'gateway-1') as unknown as Record<string, unknown> | undefined;
-  assert.ok(entry, JSON.stringify(status));
-  if (entry.adminAddress === undefined && entry.admin === undefined) {
-    assert.equal(r.code, 1);
-    assert.equal(out.proxies, 0);
-    assert.match(out.problems.join('\n'), /gateway-1.*admin/);
-  } else {
-    // With admin addresses in the status (the cp-e2e branch), the proxy is read.
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(out.proxies, 1);
-  }
+  assert.equal(entry?.adminAddress, proxy.addresses.admin, JSON.stringify(status));
+
+  let scrapes = 0;
+  proxy.stats.addGauge(() => scrapes++);
+  const child = spawn(process.execPath, [join(repoRoot(), 'dist', 'cli', 'tsmesh.js'), 'stat', '--server', `http://${cp.httpAddress}`, '--json', '--interval', '3s'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, TSMESH_TOKEN: TOKEN },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d));
+  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  cleanup.push(async () => void child.kill('SIGKILL'));
+  await waitFor('the first scrape', async () => scrapes > 0, 10_000);
+  for (let i = 0; i < 3; i++) assert.equal((await httpGet(proxy.port('edge'), `/q${i}`)).status, 200);
+  assert.equal(await exited, 0, stderr);
+  const out = JSON.parse(stdout) as StatOutput;
+  assert.equal(out.proxies, 1);
+  assert.deepEqual(out.problems, []);
+  const row = out.routes.find((r) => r.route === 'query')!;
+  assert.equal(row.cluster, 'gateway');
+  assert.equal(row.requests, 3);
+  assert.equal(row.successRate, 1);
+
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; out: string }>((resolve) => {
+      const c = spawn(process.execPath, [join(repoRoot(), 'dist', 'cli', 'tsmesh.js'), 'stat', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let text = '';
+      c.stdout.on('data', (d: Buffer) => (text += d));
+      c.stderr.on('data', (d: Buffer) => (text += d));
+      c.once('exit', (code) => resolve({ code, out: text }));
+    });
   const wrongToken = await run(['--server', `http://${cp.httpAddress}`, '--token', 'nope', '--interval', '100ms']);
   assert.equal(wrongToken.code, 1);
-  assert.match(wrongToken.stdout + wrongToken.stderr, /401/);
+  assert.match(wrongToken.out, /401/);
 });
