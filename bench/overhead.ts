@@ -22,11 +22,6 @@
 // Options: --duration 5 (s per run) --warmup 2 (s) --connections 100,1000 --rounds 1
 //          --threads 1 (wrk threads) --access-log (turn the proxy's access log on, to a temp file)
 //          --upstream nginx|node
-//          --tracing: instead, the cost of tracing (tsmeshTracingComparison at the end of this file):
-//            tsmesh with tracing off (twice: the noise floor), on with samplingRatio 0, on with
-//            samplingRatio 1 exporting to a local OTLP receiver, in interleaved rounds (default 3);
-//            --baseline-cli PATH adds a tsmesh CLI built from another commit (e.g. before tracing
-//            was wired into the request path), run with tracing off
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -253,7 +248,6 @@ interface Row extends WrkResult {
 }
 
 async function main(): Promise<void> {
-  if (args.includes('--tracing')) return tsmeshTracingComparison();
   const dir = mkdtempSync(join(tmpdir(), 'tsmesh-bench-'));
   const [upPort, nginxPort, tsPort, tsAdmin] = [await freePort(), await freePort(), await freePort(), await freePort()];
 
@@ -373,12 +367,29 @@ async function main(): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 }
 
-main().catch((err: unknown) => {
+(args.includes('--tracing') ? tsmeshTracingComparison : main)().catch((err: unknown) => {
   console.error(err);
   process.exitCode = 1;
 });
 
-// --- --tracing: what tracing costs the proxy, off vs on (ratio 0) vs on (ratio 1) ---
+// --- --tracing: what tracing costs the proxy, instead of the comparison above ---
+//
+// `npm run bench:overhead -- --tracing`: identical tsmesh processes against one upstream
+// (--upstream nginx (default) or node), loaded by wrk in interleaved rounds (default 3): tracing
+// off, off again (a second identical proxy: the noise floor of the machine), on with
+// samplingRatio 0, on with samplingRatio 1 exporting to a local OTLP receiver (bench/otlp-sink.ts,
+// which counts the spans it receives). Prints each one's medians and its ratios to "off".
+// --baseline-cli PATH adds a tsmesh CLI built from another commit (e.g. before tracing was
+// wired into the request path), run with tracing off. Uses --duration, --warmup, --connections
+// (default 100 here) and --rounds.
+
+interface TracingRow extends WrkResult {
+  variant: string;
+  connections: number;
+  round: number;
+  cpuSecondsPer1k: number | null;
+  peakRssMiB: number | null;
+}
 
 interface TracingVariant {
   readonly name: string;
@@ -394,14 +405,15 @@ async function tsmeshTracingComparison(): Promise<void> {
   const rounds = args.includes('--rounds') ? ROUNDS : 3;
   const connections = args.includes('--connections') ? CONNECTIONS : [100];
   const baselineCli = opt('baseline-cli', '');
+  const upstream = opt('upstream', 'nginx').split(',')[0] === 'node' ? 'node' : 'nginx';
   const dir = mkdtempSync(join(tmpdir(), 'tsmesh-bench-tracing-'));
   const sink = await startOtlpSink();
   const upPort = await freePort();
   const up =
-    UPSTREAM === 'node'
+    upstream === 'node'
       ? spawn(process.execPath, [join(root, 'dist', 'bench', 'fixed-upstream.js'), String(upPort)], { stdio: 'ignore' })
       : startNginx(join(dir, 'upstream'), upstreamConf(join(dir, 'upstream'), upPort), 'upstream nginx');
-  if (UPSTREAM === 'node') children.push(up);
+  if (upstream === 'node') children.push(up);
 
   const tracingYaml = (ratio: number) => `tracing:
   enabled: true
@@ -428,11 +440,11 @@ async function tsmeshTracingComparison(): Promise<void> {
   }
   await Promise.all([waitPort(upPort, 'upstream'), ...variants.map((v) => waitPort(v.port, `tsmesh (${v.name})`))]);
   console.error(
-    `bench:overhead --tracing: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${UPSTREAM} upstream; ` +
+    `bench:overhead --tracing: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${upstream} upstream; ` +
       `${DURATION}s per run, ${rounds} interleaved rounds, ${connections.join(',')} connections`,
   );
 
-  const rows: Array<Row & { variant: string }> = [];
+  const rows: TracingRow[] = [];
   for (const c of connections) {
     for (const v of variants) v.sent += (await runWrk(v.port, c, WARMUP)).requests;
     for (let round = 1; round <= rounds; round++) {
@@ -444,7 +456,7 @@ async function tsmeshTracingComparison(): Promise<void> {
         const r = await runWrk(v.port, c, DURATION);
         const cpu = cpuSeconds(pids) - cpu0;
         v.sent += r.requests;
-        const row = { variant: v.name, target: 'tsmesh', connections: c, round, ...r, cpuSecondsPer1k: r.requests > 0 ? (cpu / r.requests) * 1000 : null, peakRssMiB: peakRssMiB(pids) };
+        const row: TracingRow = { variant: v.name, connections: c, round, ...r, cpuSecondsPer1k: r.requests > 0 ? (cpu / r.requests) * 1000 : null, peakRssMiB: peakRssMiB(pids) };
         rows.push(row);
         const se = r.socketErrors;
         console.error(
@@ -457,7 +469,7 @@ async function tsmeshTracingComparison(): Promise<void> {
   // Spans still queued leave within the export interval (1 s).
   await new Promise((r) => setTimeout(r, 2500));
 
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const middle = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const fmt = (n: number | null | undefined, d = 0) => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d));
   const lines: string[] = [];
   lines.push('| conns | tracing | req/s (median) | p50 ms | p99 ms | proxy CPU s / 1k req | req/s vs off | CPU per req vs off |');
@@ -466,7 +478,7 @@ async function tsmeshTracingComparison(): Promise<void> {
   for (const c of connections) {
     const get = (name: string) => {
       const rs = rows.filter((r) => r.variant === name && r.connections === c);
-      return { rps: median(rs.map((r) => r.rps)), p50ms: median(rs.map((r) => r.p50ms)), p99ms: median(rs.map((r) => r.p99ms)), cpu: median(rs.map((r) => r.cpuSecondsPer1k ?? NaN)) };
+      return { rps: middle(rs.map((r) => r.rps)), p50ms: middle(rs.map((r) => r.p50ms)), p99ms: middle(rs.map((r) => r.p99ms)), cpu: middle(rs.map((r) => r.cpuSecondsPer1k ?? NaN)) };
     };
     const off = get('off');
     for (const v of variants) {
@@ -494,15 +506,15 @@ async function tsmeshTracingComparison(): Promise<void> {
 
   const resultsDir = join(root, 'bench', 'results');
   mkdirSync(resultsDir, { recursive: true });
-  const file = join(resultsDir, `overhead-tracing-${UPSTREAM}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const file = join(resultsDir, `overhead-tracing-${upstream}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(
     file,
-    JSON.stringify({ when: new Date().toISOString(), cpus: cpus().length, node: process.version, upstream: UPSTREAM, durationSeconds: DURATION, rounds, rows, summary, spans: sink.counts, ratio1Requests: served }, null, 2),
+    JSON.stringify({ when: new Date().toISOString(), cpus: cpus().length, node: process.version, upstream, durationSeconds: DURATION, rounds, rows, summary, spans: sink.counts, ratio1Requests: served }, null, 2),
   );
   console.error(`results: ${file}`);
 
   for (const v of variants) v.proc.kill('SIGTERM');
-  up.kill(UPSTREAM === 'node' ? 'SIGTERM' : 'SIGQUIT');
+  up.kill(upstream === 'node' ? 'SIGTERM' : 'SIGQUIT');
   await new Promise((r) => setTimeout(r, 300));
   cleanup();
   await sink.close();
