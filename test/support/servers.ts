@@ -1,11 +1,12 @@
 // Real PostgreSQL and Redis servers for tests: Debian's binaries (installed by
 // scripts/ensure-system-deps.sh), each instance on a free loopback port in a temporary
 // directory, killed when the test process exits. No mocks of things we can run.
-import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, chownSync, existsSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 
 const children = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -46,6 +47,24 @@ function portOpen(port: number): Promise<boolean> {
     });
     s.once('error', () => resolve(false));
   });
+}
+
+/**
+ * The port opens before PostgreSQL has finished starting (it answers "the database system is
+ * starting up" meanwhile): ready means a query is answered.
+ */
+async function acceptsQueries(port: number): Promise<boolean> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 1000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 export interface RealServer {
@@ -94,13 +113,6 @@ function postgresUser(): { uid?: number; gid?: number } {
   };
 }
 
-/** pg_isready: exit 0 once the server accepts connections (not while it is starting up). */
-function acceptingQueries(bin: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    execFile(join(bin, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-t', '2'], (err) => resolve(err === null));
-  });
-}
-
 /** Starts a throwaway PostgreSQL cluster; url is a postgres:// URL for database "postgres". */
 export async function startPostgres(): Promise<RealServer> {
   const bin = postgresBin();
@@ -122,10 +134,9 @@ export async function startPostgres(): Promise<RealServer> {
     child = spawn(join(bin, 'postgres'), args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, ...user });
     track(child, 'postgres', log);
     const c = child;
-    // An open port is not enough: while it starts up, PostgreSQL refuses queries (57P03).
     await waitFor(`postgres on ${port}: ${log.join('')}`, async () => {
       if (c.exitCode !== null) throw new Error(`postgres exited: ${log.join('')}`);
-      return (await portOpen(port)) && (await acceptingQueries(bin, port));
+      return (await portOpen(port)) && (await acceptsQueries(port));
     });
   };
   await start();
