@@ -367,7 +367,156 @@ async function main(): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 }
 
-main().catch((err: unknown) => {
+(args.includes('--tracing') ? tsmeshTracingComparison : main)().catch((err: unknown) => {
   console.error(err);
   process.exitCode = 1;
 });
+
+// --- --tracing: what tracing costs the proxy, instead of the comparison above ---
+//
+// `npm run bench:overhead -- --tracing`: identical tsmesh processes against one upstream
+// (--upstream nginx (default) or node), loaded by wrk in interleaved rounds (default 3): tracing
+// off, off again (a second identical proxy: the noise floor of the machine), on with
+// samplingRatio 0, on with samplingRatio 1 exporting to a local OTLP receiver (bench/otlp-sink.ts,
+// which counts the spans it receives). Prints each one's medians and its ratios to "off".
+// --baseline-cli PATH adds a tsmesh CLI built from another commit (e.g. before tracing was
+// wired into the request path), run with tracing off. Uses --duration, --warmup, --connections
+// (default 100 here) and --rounds.
+
+interface TracingRow extends WrkResult {
+  variant: string;
+  connections: number;
+  round: number;
+  cpuSecondsPer1k: number | null;
+  peakRssMiB: number | null;
+}
+
+interface TracingVariant {
+  readonly name: string;
+  readonly port: number;
+  readonly adminPort: number;
+  readonly proc: ChildProcess;
+  /** Requests wrk completed through it, warm-up included. */
+  sent: number;
+}
+
+async function tsmeshTracingComparison(): Promise<void> {
+  const { startOtlpSink } = await import('./otlp-sink.js');
+  const rounds = args.includes('--rounds') ? ROUNDS : 3;
+  const connections = args.includes('--connections') ? CONNECTIONS : [100];
+  const baselineCli = opt('baseline-cli', '');
+  const upstream = opt('upstream', 'nginx').split(',')[0] === 'node' ? 'node' : 'nginx';
+  const dir = mkdtempSync(join(tmpdir(), 'tsmesh-bench-tracing-'));
+  const sink = await startOtlpSink();
+  const upPort = await freePort();
+  const up =
+    upstream === 'node'
+      ? spawn(process.execPath, [join(root, 'dist', 'bench', 'fixed-upstream.js'), String(upPort)], { stdio: 'ignore' })
+      : startNginx(join(dir, 'upstream'), upstreamConf(join(dir, 'upstream'), upPort), 'upstream nginx');
+  if (upstream === 'node') children.push(up);
+
+  const tracingYaml = (ratio: number) => `tracing:
+  enabled: true
+  endpoint: ${sink.tracesUrl}
+  samplingRatio: ${ratio}
+  serviceName: bench
+  exportInterval: 1s
+`;
+  const setups: Array<{ name: string; cli: string; tracing: string }> = [
+    { name: 'off', cli: join(root, 'dist', 'cli', 'tsmesh.js'), tracing: '' },
+    { name: 'off again', cli: join(root, 'dist', 'cli', 'tsmesh.js'), tracing: '' },
+    { name: 'on, ratio 0', cli: join(root, 'dist', 'cli', 'tsmesh.js'), tracing: tracingYaml(0) },
+    { name: 'on, ratio 1', cli: join(root, 'dist', 'cli', 'tsmesh.js'), tracing: tracingYaml(1) },
+  ];
+  if (baselineCli) setups.unshift({ name: 'baseline build', cli: baselineCli, tracing: '' });
+  const variants: TracingVariant[] = [];
+  for (const [i, v] of setups.entries()) {
+    const [port, admin] = [await freePort(), await freePort()];
+    const file = join(dir, `tsmesh-${i}.yaml`);
+    writeFileSync(file, tsmeshConf(port, admin, upPort, join(dir, `access-${i}.log`)) + v.tracing);
+    const proc = spawn(process.execPath, [v.cli, 'proxy', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+    children.push(proc);
+    variants.push({ name: v.name, port, adminPort: admin, proc, sent: 0 });
+  }
+  await Promise.all([waitPort(upPort, 'upstream'), ...variants.map((v) => waitPort(v.port, `tsmesh (${v.name})`))]);
+  console.error(
+    `bench:overhead --tracing: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${upstream} upstream; ` +
+      `${DURATION}s per run, ${rounds} interleaved rounds, ${connections.join(',')} connections`,
+  );
+
+  const rows: TracingRow[] = [];
+  for (const c of connections) {
+    for (const v of variants) v.sent += (await runWrk(v.port, c, WARMUP)).requests;
+    for (let round = 1; round <= rounds; round++) {
+      // A different order each round, so that drift of the shared machine does not favour one variant.
+      const order = variants.map((_, i) => variants[(i + round - 1) % variants.length]!);
+      for (const v of order) {
+        const pids = [v.proc.pid!];
+        const cpu0 = cpuSeconds(pids);
+        const r = await runWrk(v.port, c, DURATION);
+        const cpu = cpuSeconds(pids) - cpu0;
+        v.sent += r.requests;
+        const row: TracingRow = { variant: v.name, connections: c, round, ...r, cpuSecondsPer1k: r.requests > 0 ? (cpu / r.requests) * 1000 : null, peakRssMiB: peakRssMiB(pids) };
+        rows.push(row);
+        const se = r.socketErrors;
+        console.error(
+          `  ${v.name.padEnd(14)} c=${String(c).padEnd(4)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50ms.toFixed(2)}ms  p99 ${r.p99ms.toFixed(2)}ms  ` +
+            `errors ${se.connect + se.read + se.write + se.timeout}  non-2xx ${r.non2xx}  cpu/1k ${row.cpuSecondsPer1k?.toFixed(4) ?? '-'}s`,
+        );
+      }
+    }
+  }
+  // Spans still queued leave within the export interval (1 s).
+  await new Promise((r) => setTimeout(r, 2500));
+
+  const middle = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const fmt = (n: number | null | undefined, d = 0) => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d));
+  const lines: string[] = [];
+  lines.push('| conns | tracing | req/s (median) | p50 ms | p99 ms | proxy CPU s / 1k req | req/s vs off | CPU per req vs off |');
+  lines.push('|---:|---|---:|---:|---:|---:|---:|---:|');
+  const summary: Array<Record<string, unknown>> = [];
+  for (const c of connections) {
+    const get = (name: string) => {
+      const rs = rows.filter((r) => r.variant === name && r.connections === c);
+      return { rps: middle(rs.map((r) => r.rps)), p50ms: middle(rs.map((r) => r.p50ms)), p99ms: middle(rs.map((r) => r.p99ms)), cpu: middle(rs.map((r) => r.cpuSecondsPer1k ?? NaN)) };
+    };
+    const off = get('off');
+    for (const v of variants) {
+      const m = get(v.name);
+      const s = { connections: c, variant: v.name, ...m, rpsVsOff: m.rps / off.rps, cpuVsOff: m.cpu / off.cpu };
+      summary.push(s);
+      lines.push(`| ${c} | ${v.name} | ${fmt(m.rps)} | ${fmt(m.p50ms, 2)} | ${fmt(m.p99ms, 2)} | ${fmt(m.cpu, 4)} | ${fmt(s.rpsVsOff, 3)} | ${fmt(s.cpuVsOff, 3)} |`);
+    }
+  }
+  // What the ratio-1 proxy answered, by its own count (wrk does not count the requests in flight when a run ends).
+  const on1 = variants.find((v) => v.name === 'on, ratio 1')!;
+  const { parsePromText, sumOf } = await import('../proxy/src/telemetry/prom-text.js');
+  const served = sumOf(parsePromText(await (await fetch(`http://127.0.0.1:${on1.adminPort}/metrics`)).text()).samples, 'tsmesh_requests_total');
+  lines.push('');
+  lines.push(
+    `Spans received by the local OTLP receiver: ${sink.counts.spans} in ${sink.counts.exports} exports (${(sink.counts.bytes / 1e6).toFixed(1)} MB); ` +
+      `the ratio-1 proxy answered ${served} requests, each a server and an attempt span: ${2 * served} spans, ` +
+      `${fmt((100 * sink.counts.spans) / (2 * served), 1)} % received (spans the bounded export queue, 4096, had to drop are missing).`,
+  );
+  lines.push(
+    '"off again" is a second, identical proxy with tracing off: the difference between the two off rows is the noise of this machine, ' +
+      'the bound on anything tracing-off could cost.',
+  );
+  console.log(lines.join('\n'));
+
+  const resultsDir = join(root, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `overhead-tracing-${upstream}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({ when: new Date().toISOString(), cpus: cpus().length, node: process.version, upstream, durationSeconds: DURATION, rounds, rows, summary, spans: sink.counts, ratio1Requests: served }, null, 2),
+  );
+  console.error(`results: ${file}`);
+
+  for (const v of variants) v.proc.kill('SIGTERM');
+  up.kill(upstream === 'node' ? 'SIGTERM' : 'SIGQUIT');
+  await new Promise((r) => setTimeout(r, 300));
+  cleanup();
+  await sink.close();
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -100,7 +100,10 @@ clusters:
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   try {
     const until = Date.now() + 15_000;
-    while (!out.includes(`listener edge http://127.0.0.1:${port}`) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    // Each address is its own line (its own write): wait for both.
+    while (!(out.includes(`listener edge http://127.0.0.1:${port}`) && out.includes(`admin http://127.0.0.1:${admin}`)) && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     assert.match(out, new RegExp(`listener edge http://127\\.0\\.0\\.1:${port}`));
     assert.match(out, new RegExp(`admin http://127\\.0\\.0\\.1:${admin}`));
     assert.equal((await httpGet(port, '/x')).status, 200);

@@ -35,7 +35,8 @@ export function staticTargets(addresses: readonly string[]): TargetSource {
   return async () => ({ targets, problems: [] });
 }
 
-export const DEFAULT_STATUS_PATH = '/api/status';
+/** The control plane's GET /v1/status (control-plane/src/api/http-api.ts). */
+export const DEFAULT_STATUS_PATH = '/v1/status';
 
 export function controlPlaneTargets(server: string, token: string | undefined, statusPath = DEFAULT_STATUS_PATH, timeoutMs = 5000): TargetSource {
   return async () => {

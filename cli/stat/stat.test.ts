@@ -176,7 +176,7 @@ test('watch: each report covers the interval since the previous scrape', async (
 test('control plane source: bearer token, proxies with and without an admin address', async () => {
   const cp = createServer((req, res) => {
     if (req.headers.authorization !== 'Bearer s3cret') return void res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"unauthorized"}');
-    if (req.url !== '/api/status') return void res.writeHead(404).end();
+    if (req.url !== '/v1/status') return void res.writeHead(404).end();
     res.writeHead(200, { 'content-type': 'application/json' }).end(
       JSON.stringify({ proxies: [{ node: 'gw-1', adminAddress: '127.0.0.1:15000' }, { node: 'gw-2', admin: { address: 'http://127.0.0.1:15001' } }, { node: 'gw-3' }] }),
     );

@@ -1,5 +1,7 @@
 // The control plane's own metrics (its own registry, apart from any proxy's), on /metrics.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+// Documented in docs/metrics.md ("Control plane"), generated from this registry.
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectRuntimeMetrics } from '../../proxy/src/telemetry/metrics.js';
 
 export class ControlPlaneMetrics {
   readonly registry = new Registry();
@@ -25,6 +27,7 @@ export class ControlPlaneMetrics {
     });
     this.applies = new Counter({ name: 'tsmesh_cp_applies_total', help: 'Applies and rollbacks, by result (stored, invalid).', labelNames: ['result'], registers });
     this.authFailures = new Counter({ name: 'tsmesh_cp_auth_failures_total', help: 'Requests refused for a missing or wrong token, by api (grpc, http).', labelNames: ['api'], registers });
-    collectDefaultMetrics({ register: this.registry, prefix: 'tsmesh_cp_' });
+    // prom-client's defaults without its `*_total` gauges, which promtool rejects (as the proxy's).
+    collectRuntimeMetrics(this.registry, 'tsmesh_cp_');
   }
 }

@@ -23,6 +23,7 @@ import type { Reason } from './reasons.js';
 import { REASON_STATUS } from './reasons.js';
 import type { ListenerSnapshot, RouteTarget } from './snapshot-types.js';
 import type { RouteStats } from './telemetry/hot-stats.js';
+import { PROPAGATION_HEADERS, type RequestSpan, type Tracer } from './telemetry/tracing.js';
 import type { ClusterState } from './upstream/cluster-state.js';
 import type { EndpointState } from './upstream/endpoint.js';
 import type { Attempt, AttemptOwner, ResponseSink } from './upstream/dispatch.js';
@@ -82,6 +83,8 @@ export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
   upstreamMs = -1;
   finishedAt = 0;
   endpoint: EndpointState | undefined;
+  /** The server span when tracing is on (undefined when off, or when the caller's unsampled trace passes through). */
+  span: RequestSpan | undefined = undefined;
   private streaming: Attempt | undefined;
   private dechunk: ChunkedScanner | undefined;
   private stats: RouteStats;
@@ -105,6 +108,23 @@ export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
       this.bodyComplete = false;
     }
     if (head.close) this.closeAfter = true;
+    if (snapshot.tracer !== undefined) this.startSpan(snapshot.tracer);
+  }
+
+  /** Tracing on: the server span; its attempts then send their own trace headers instead of the client's. */
+  private startSpan(tracer: Tracer): void {
+    const conn = this.conn;
+    const head = this.requestHead;
+    const span = tracer.startRequest(this, {
+      listener: this.snapshot.config.name,
+      clientAddress: conn.remoteAddress,
+      clientPort: conn.socket.remotePort,
+      serverPort: conn.socket.localPort,
+      protocolVersion: head.version === 10 ? '1.0' : '1.1',
+    });
+    if (span === undefined) return;
+    this.span = span;
+    for (const name of PROPAGATION_HEADERS) for (let i = head.indexOf(name, 0); i >= 0; i = head.indexOf(name, i + 1)) head.markDrop(i);
   }
 
   get request(): ProxyRequest {
@@ -149,6 +169,7 @@ export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
     this.cluster = target.cluster;
     this.stats = target.stats;
     this.replayLimit = target.replayLimit;
+    this.span?.setRoute(target.route.name, target.cluster.name);
     let deadline = this.startTime + target.route.timeout;
     if (head.timeoutMs >= 0 && this.startTime + head.timeoutMs < deadline) deadline = this.startTime + head.timeoutMs;
     this.deadline = deadline;
@@ -269,8 +290,9 @@ export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
     return this.requestIdNumber === 0 ? undefined : ID_PREFIX + this.requestIdNumber;
   }
 
-  upstreamHead(timeoutMs: number, endpoint: EndpointState): Buffer {
+  upstreamHead(timeoutMs: number, endpoint: EndpointState, traceFields?: readonly string[]): Buffer {
     return buildUpstreamRequest(this.requestHead, {
+      extraFields: traceFields,
       clientAddress: this.conn.remoteAddress,
       requestIdPrefix: this.requestIdNumber === 0 ? undefined : ID_PREFIX_BYTES,
       requestIdNumber: this.requestIdNumber,
@@ -415,7 +437,8 @@ export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
     const body = lr.detail ? `${reason}: ${lr.detail}\n` : `${reason}\n`;
     const out = buildLocalResponse(lr.status, reason, body, lr.headers, this.closeAfter, this.attempts, this.requestHead.method !== 'HEAD');
     this.responseStarted = true;
-    this.responseBytes += out.length;
+    // Body bytes only, as for upstream answers (tsmesh_response_body_bytes_total, access log).
+    if (this.requestHead.method !== 'HEAD') this.responseBytes += Buffer.byteLength(body);
     this.conn.write(out);
     this.finish(lr.status, reason);
   }
@@ -444,6 +467,7 @@ export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
     stats.record(status, this.reason, (now - this.startTime) / 1000);
     stats.requestBytes += this.received;
     stats.responseBytes += this.responseBytes;
+    this.span?.end(status, this.reason);
     this.snapshot.accessLog.log(this, now, this.snapshot.config.name);
     this.conn.exchangeDone(this);
   }

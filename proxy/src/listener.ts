@@ -10,6 +10,7 @@ import { ClientConnection } from './connection.js';
 import { buildLocalResponse } from './http/serialize.js';
 import type { ListenerConfig } from './config/schema.js';
 import type { ListenerSnapshot } from './snapshot-types.js';
+import type { LoggedRequest } from './telemetry/access-log.js';
 import type { ProxyMetrics } from './telemetry/metrics.js';
 
 const OVERFLOW_LINGER_MS = 1000;
@@ -109,7 +110,7 @@ export class Listener {
       this.snapshot.unroutedStats.record(503, 'overloaded', 0);
       if (this.snapshot.accessLog.enabled) {
         const addr = socket.remoteAddress ?? '';
-        this.logRejection(503, 'overloaded', addr.startsWith('::ffff:') ? addr.slice(7) : addr);
+        this.logRejection(503, 'overloaded', { remoteAddress: addr.startsWith('::ffff:') ? addr.slice(7) : addr, socket });
       }
       return;
     }
@@ -134,10 +135,10 @@ export class Listener {
   /** A request refused before it became an exchange (400/408/413/431): counted and logged. */
   rejected(conn: ClientConnection, status: number, _message: string): void {
     this.snapshot.unroutedStats.record(status, 'bad_request', 0);
-    if (this.snapshot.accessLog.enabled) this.logRejection(status, 'bad_request', conn.remoteAddress);
+    if (this.snapshot.accessLog.enabled) this.logRejection(status, 'bad_request', conn);
   }
 
-  private logRejection(status: number, reason: 'bad_request' | 'overloaded', client: string): void {
+  private logRejection(status: number, reason: 'bad_request' | 'overloaded', client: LoggedRequest['conn']): void {
     const snap = this.snapshot;
     const now = this.clock.now();
     snap.accessLog.log(
@@ -154,7 +155,7 @@ export class Listener {
         received: 0,
         responseBytes: 0,
         requestId: undefined,
-        conn: { remoteAddress: client },
+        conn: client,
       },
       now,
       snap.config.name,

@@ -16,14 +16,17 @@ import { buildChain, POLICY_BUILDERS, type PolicyBuilder } from './policy/chain.
 import type { RateLimiterFactory, RateLimiterProvider } from './policy/rate-limiter.js';
 import type { ControlPlaneClientStatus } from './config/control-plane-client.js';
 import { StateRegistry } from './policy/state-store.js';
+import { localRateLimiterFactory } from './policy/token-bucket.js';
 import type { PolicyBuildContext } from './policy/types.js';
 import { Router } from './router.js';
 import type { ListenerSnapshot, RouteTarget } from './snapshot-types.js';
 import { AccessLog } from './telemetry/access-log.js';
 import { HotStats } from './telemetry/hot-stats.js';
 import { ProxyMetrics } from './telemetry/metrics.js';
+import { createTracer, type Tracer } from './telemetry/tracing.js';
 import { ClusterRegistry } from './upstream/cluster-state.js';
 import { ClusterDispatch, upstreamHandler } from './upstream/dispatch.js';
+import { HealthCheckManager } from './upstream/health-check.js';
 import { AdminServer } from './admin.js';
 
 export interface StartProxyOptions {
@@ -34,16 +37,13 @@ export interface StartProxyOptions {
   readonly metrics?: ProxyMetrics;
   /** The policy chain's builders, in order (default: POLICY_BUILDERS). */
   readonly policies?: readonly PolicyBuilder[];
+  /** Where rate-limit tokens come from (default: local token buckets on `clock`; `global: true` limits then count per proxy). */
   readonly rateLimiters?: RateLimiterFactory;
   /** Gives the rate-limiter factory per applied config (e.g. rebuilt when redis.url changes); wins over rateLimiters. */
   readonly rateLimiterProvider?: RateLimiterProvider;
   /** Start the admin listener (default true). */
   readonly admin?: boolean;
 }
-
-const noRateLimiters: RateLimiterFactory = (route) => {
-  throw new Error(`route ${route}: no rate limiter factory was given to the proxy`);
-};
 
 function listenerKey(name: string, address: string): string {
   // Port 0 means "any": such a listener is the same one while its name and address are.
@@ -65,11 +65,18 @@ export class ProxyRuntime implements ConfigTarget {
   private readonly policies: readonly PolicyBuilder[];
   private rateLimiters: RateLimiterFactory;
   private readonly rateLimiterProvider: RateLimiterProvider | undefined;
+  /** Active health checks of the clusters that configure them; follows every applied config. */
+  private readonly health: HealthCheckManager;
   private listeners = new Map<string, Listener>();
   private readonly retiring = new Set<Listener>();
   private admin: AdminServer | undefined;
   private readonly withAdmin: boolean;
   private accessLog: AccessLog | undefined;
+  /** The tracer of the running config (undefined when tracing is off) and the config it was made from. */
+  private tracer: Tracer | undefined;
+  private tracingConfig: ProxyConfig['tracing'] | undefined;
+  /** Tracers of earlier configs, still ending the spans of requests that started under them. */
+  private readonly retiringTracers = new Set<Tracer>();
   private sweeper: NodeJS.Timeout | undefined;
   private sweepEvery = 0;
   private applying: Promise<unknown> = Promise.resolve();
@@ -81,8 +88,9 @@ export class ProxyRuntime implements ConfigTarget {
     this.metrics = opts.metrics ?? new ProxyMetrics();
     this.stats = new HotStats(this.metrics);
     this.policies = opts.policies ?? POLICY_BUILDERS;
-    this.rateLimiters = opts.rateLimiters ?? noRateLimiters;
+    this.rateLimiters = opts.rateLimiters ?? localRateLimiterFactory(this.clock);
     this.rateLimiterProvider = opts.rateLimiterProvider;
+    this.health = new HealthCheckManager({ clock: this.clock, metrics: this.metrics });
     this.withAdmin = opts.admin ?? true;
     this.stats.addGauge(() => this.updateGauges());
   }
@@ -135,8 +143,20 @@ export class ProxyRuntime implements ConfigTarget {
         errors.push(`redis: cannot set up rate limiters: ${(err as Error).message}`);
       }
     }
+    // A changed tracing config gets a new tracer (its own exporter and resource); requests in
+    // flight finish their spans on the one they started with.
+    const tracingChanged = this.tracingConfig === undefined || !sameJson(this.tracingConfig, config.tracing);
+    let tracer = this.tracer;
+    if (errors.length === 0 && tracingChanged) {
+      try {
+        tracer = await createTracer(config.tracing, { resourceAttributes: resourceAttributesOf(config) });
+      } catch (err) {
+        errors.push(`tracing: cannot start the tracer: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
     if (errors.length > 0) {
       await newAdmin?.close();
+      if (tracer !== this.tracer) void tracer?.shutdown();
       for (const l of fresh) {
         await l.stopAccepting();
         l.destroyAll();
@@ -146,17 +166,26 @@ export class ProxyRuntime implements ConfigTarget {
       return { ok: false, errors };
     }
 
-    // 2. Commit: cluster state, snapshots, then one assignment per listener.
+    // 2. Commit: cluster state, snapshots, then one assignment per listener. The two release
+    // hooks of docs/policies.md run before the new policies are built: ClusterRegistry.sync
+    // releases removed clusters (scrape hooks, gauges), StateRegistry.retain closes the rate
+    // limiters of removed routes.
     this.rateLimiters = rateLimiters;
     const clusters = this.clusters.sync(config.clusters);
     for (const c of clusters.values()) ClusterDispatch.of(c, this.clock, this.metrics, this.stats).sync();
     this.routeStates.retain(config.listeners.flatMap((l) => l.routes.map((r) => r.name)));
+    // Checkers are kept by cluster name with their streaks; removed or unchecked clusters stop.
+    this.health.sync(clusters.values());
     const accessLog = this.accessLog && sameJson(this.accessLog.config, config.accessLog) ? this.accessLog : new AccessLog(config.accessLog);
     const oldAccessLog = this.accessLog !== accessLog ? this.accessLog : undefined;
     this.accessLog = accessLog;
+    const oldTracer = this.tracer !== tracer ? this.tracer : undefined;
+    const oldConfig = this.current?.config;
+    this.tracer = tracer;
+    this.tracingConfig = config.tracing;
     for (const lc of config.listeners) {
       const listener = next.get(listenerKey(lc.name, lc.address))!;
-      listener.activate(this.compile(lc, clusters, meta.version, accessLog));
+      listener.activate(this.compile(lc, clusters, meta.version, accessLog, tracer));
     }
     for (const [key, l] of this.listeners) if (!next.has(key)) this.retire(l, config);
     this.listeners = next;
@@ -167,6 +196,7 @@ export class ProxyRuntime implements ConfigTarget {
       if (old) void old.close();
     }
     if (oldAccessLog) setTimeout(() => void oldAccessLog.close(), 1000).unref();
+    if (oldTracer) this.retireTracer(oldTracer, oldConfig);
     // Pools of clusters that are gone: idle connections close, busy ones when their response ends.
     this.closeRemovedClusters(clusters);
 
@@ -210,6 +240,7 @@ export class ProxyRuntime implements ConfigTarget {
     clusters: Map<string, import('./upstream/cluster-state.js').ClusterState>,
     version: string,
     accessLog: AccessLog,
+    tracer: Tracer | undefined,
   ): ListenerSnapshot {
     const clock = this.clock;
     const router = new Router<RouteTarget>(lc.routes, (route, clusterName) => {
@@ -238,8 +269,23 @@ export class ProxyRuntime implements ConfigTarget {
       limits: { maxHeaderBytes: lc.maxHeaderBytes, maxHeaderFields: 128 },
       unroutedStats: this.stats.route(lc.name, '', ''),
       accessLog,
+      tracer,
       clock,
     };
+  }
+
+  /**
+   * Shuts a replaced tracer down once the requests that may still use it are over: the old
+   * config's longest route timeout (at most a minute). Spans ended after that are dropped.
+   */
+  private retireTracer(tracer: Tracer, config: ProxyConfig | undefined): void {
+    this.retiringTracers.add(tracer);
+    let wait = 1000;
+    for (const l of config?.listeners ?? []) for (const r of l.routes) wait = Math.max(wait, r.timeout + 1000);
+    setTimeout(() => {
+      if (!this.retiringTracers.delete(tracer)) return;
+      void tracer.shutdown();
+    }, Math.min(wait, 60_000)).unref();
   }
 
   /** A listener removed by a new config: stop accepting, let its requests finish, then close. */
@@ -340,12 +386,13 @@ export class ProxyRuntime implements ConfigTarget {
     for (const l of listeners) l.finishDrain();
   }
 
-  /** Stops everything now: listeners, connections, pools, admin, sweeper, access log. */
+  /** Stops everything now: listeners, connections, pools, health checks, admin, sweeper, access log. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.ready = false;
     if (this.sweeper) clearInterval(this.sweeper);
+    this.health.stop();
     const all = [...this.listeners.values(), ...this.retiring];
     for (const l of all) await l.stopAccepting();
     for (const l of all) l.destroyAll();
@@ -354,11 +401,21 @@ export class ProxyRuntime implements ConfigTarget {
     await this.admin?.close();
     await this.accessLog?.close();
     await this.rateLimiterProvider?.close();
+    // Bounded (2 s each): an unreachable collector cannot hold up the exit.
+    const tracers = [...this.retiringTracers, ...(this.tracer ? [this.tracer] : [])];
+    this.retiringTracers.clear();
+    this.tracer = undefined;
+    await Promise.all(tracers.map((t) => t.shutdown()));
   }
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** Resource attributes a proxy adds to its spans: its node name when it has one. */
+function resourceAttributesOf(config: ProxyConfig): Record<string, string> {
+  return config.controlPlane ? { 'service.instance.id': config.controlPlane.node } : {};
 }
 
 function sameJson(a: unknown, b: unknown): boolean {

@@ -8,6 +8,7 @@ import type { Handler } from './policy/types.js';
 import type { Router } from './router.js';
 import type { AccessLog } from './telemetry/access-log.js';
 import type { RouteStats } from './telemetry/hot-stats.js';
+import type { Tracer } from './telemetry/tracing.js';
 import type { ClusterState } from './upstream/cluster-state.js';
 
 /** One (route, cluster) pair: the handler chain and the metric children, bound once per snapshot. */
@@ -28,5 +29,7 @@ export interface ListenerSnapshot {
   /** Requests answered before a route was chosen (no_route, bad_request, overloaded, draining). */
   readonly unroutedStats: RouteStats;
   readonly accessLog: AccessLog;
+  /** undefined when tracing is off: the request path then tests this one field and does nothing else. */
+  readonly tracer: Tracer | undefined;
   readonly clock: Clock;
 }

@@ -1,7 +1,7 @@
 // One trace across two hops, over real sockets, exported to the real OTLP receiver: a client →
 // hop A → hop B → upstream. The hops are small node:http forwarders that call the tracing API
-// exactly as the proxy core is meant to (tracing.ts, "How the core uses it"): they stand in for
-// the proxy until the core is wired (phase 2 repeats this with two real proxies).
+// exactly as the proxy core does (tracing.ts, "How the core uses it"), so this checks the
+// tracing API on its own; proxy-trace-chain.test.ts does the same with two real proxies.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';

@@ -91,6 +91,8 @@ export interface ForwardInfo {
   readonly timeoutMs: number;
   /** Authority for a Host line when the request had none (HTTP/1.0). */
   readonly endpointAuthority: string;
+  /** More field lines, flat [name, value, ...] (an attempt's trace context); undefined when none. */
+  readonly extraFields?: readonly string[];
 }
 
 /** Length of the received x-forwarded-for values joined by ", " (-1 when none). */
@@ -124,7 +126,8 @@ function writeForwardedFor(head: RequestHead, out: Buffer, o: number): number {
 /**
  * The request head for one upstream attempt: the request line (as HTTP/1.1), the kept
  * fields, x-forwarded-for (received values, then the client), x-forwarded-proto and
- * x-forwarded-host when absent, x-request-id when absent, x-tsmesh-timeout-ms, CRLF.
+ * x-forwarded-host when absent, x-request-id when absent, the extra fields (trace context),
+ * x-tsmesh-timeout-ms, CRLF.
  */
 export function buildUpstreamRequest(head: RequestHead, info: ForwardInfo): Buffer {
   const startLen = head.rewriteStartLine ? head.method.length + 1 + head.originTarget.length + SP_HTTP11.length : head.fieldsStart - head.start;
@@ -137,6 +140,8 @@ export function buildUpstreamRequest(head: RequestHead, info: ForwardInfo): Buff
   if (!head.hasForwardedProto) size += XFP.length;
   if (!head.hasForwardedHost && head.host !== '') size += XFH.length + head.host.length + 2;
   if (info.requestIdPrefix !== undefined) size += XRID.length + info.requestIdPrefix.length + digits(info.requestIdNumber) + 2;
+  const extra = info.extraFields;
+  if (extra !== undefined) for (let i = 0; i < extra.length; i += 2) size += extra[i]!.length + extra[i + 1]!.length + 4;
   size += TIMEOUT.length + digits(info.timeoutMs) + 4;
 
   const out = Buffer.allocUnsafe(size);
@@ -171,6 +176,15 @@ export function buildUpstreamRequest(head: RequestHead, info: ForwardInfo): Buff
     o = put(out, o, info.requestIdPrefix);
     o = writeDecimal(out, info.requestIdNumber, o);
     o = put(out, o, CRLF);
+  }
+  if (extra !== undefined) {
+    for (let i = 0; i < extra.length; i += 2) {
+      o = writeLatin1(out, extra[i]!, o);
+      out[o++] = 0x3a;
+      out[o++] = 0x20;
+      o = writeLatin1(out, extra[i + 1]!, o);
+      o = put(out, o, CRLF);
+    }
   }
   o = put(out, o, TIMEOUT);
   o = writeDecimal(out, info.timeoutMs, o);

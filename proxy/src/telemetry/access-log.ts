@@ -1,10 +1,15 @@
 // The JSON access log: one line per request through pino and its asynchronous sonic-boom
 // destination (the request path only formats an object; writing happens off it). Switched
 // and sampled by the `accessLog` config; rejections and errors are always logged, successes
-// at `sampleRate`.
+// at `sampleRate`. The fields are documented in docs/access-log.md (access-log.test.ts holds
+// the two together): fixed snake_case names, absent rather than null when not applicable.
 import pino, { type Logger } from 'pino';
 import type { AccessLogConfig } from '../config/schema.js';
 import type { Reason } from '../reasons.js';
+import { traceIdOf } from './tracing.js';
+
+/** `reason` of a response the upstream gave (the metrics' `reason="none"`). */
+const NO_REASON = 'none';
 
 /** What a finished request tells the log (the core's Exchange implements it). */
 export interface LoggedRequest {
@@ -20,7 +25,53 @@ export interface LoggedRequest {
   readonly received: number;
   readonly responseBytes: number;
   readonly requestId: string | undefined;
-  readonly conn: { readonly remoteAddress: string };
+  readonly conn: { readonly remoteAddress: string; readonly socket?: { readonly remotePort?: number } };
+  /** The request's server span when tracing is on: its trace id is logged. */
+  readonly span?: { readonly traceId: string } | undefined;
+}
+
+/** Every field a line may have, in the order written; docs/access-log.md documents each (access-log.test.ts checks). */
+export const ACCESS_LOG_FIELDS = [
+  'time',
+  'method',
+  'path',
+  'protocol',
+  'status',
+  'reason',
+  'listener',
+  'route',
+  'cluster',
+  'endpoint',
+  'attempts',
+  'duration_ms',
+  'upstream_ms',
+  'request_bytes',
+  'response_bytes',
+  'request_id',
+  'trace_id',
+  'client',
+] as const;
+
+/** One access-log line, as written (docs/access-log.md, "Fields"). */
+export interface AccessLogLine {
+  time: number;
+  method: string;
+  path: string;
+  protocol: string;
+  status: number;
+  reason: string;
+  listener: string;
+  route?: string;
+  cluster?: string;
+  endpoint?: string;
+  attempts: number;
+  duration_ms: number;
+  upstream_ms?: number;
+  request_bytes: number;
+  response_bytes: number;
+  request_id?: string;
+  trace_id?: string;
+  client: string;
 }
 
 export class AccessLog {
@@ -35,8 +86,10 @@ export class AccessLog {
     if (!this.enabled) return;
     const dest = config.path === 'stdout' ? 1 : config.path === 'stderr' ? 2 : config.path;
     this.destination = pino.destination({ dest, sync: false, mkdir: typeof dest === 'string' });
-    // No level field (every line is the same kind); the time goes first, where readers look.
-    this.logger = pino({ base: undefined, timestamp: false, formatters: { level: () => ({ time: new Date().toISOString() }) } }, this.destination);
+    // No level field (every line is the same kind); the time (epoch milliseconds, pino's
+    // cheapest timestamp) goes first, where readers look.
+    // (Through the level formatter: pino's own timestamp option cannot lead the line without a level.)
+    this.logger = pino({ base: undefined, timestamp: false, formatters: { level: () => ({ time: Date.now() }) } }, this.destination);
   }
 
   /** Records one finished request. */
@@ -44,27 +97,14 @@ export class AccessLog {
     if (!this.enabled) return;
     const rejected = r.reason !== undefined || r.status >= 500;
     if (!rejected && this.sampleRate < 1 && Math.random() >= this.sampleRate) return;
-    const head = r.requestHead;
-    this.logger!.info({
-      listener,
-      method: head.method,
-      path: head.target,
-      protocol: head.version === 10 ? 'HTTP/1.0' : 'HTTP/1.1',
-      status: r.status,
-      reason: r.reason ?? null,
-      route: r.route?.name ?? null,
-      cluster: r.cluster?.name ?? null,
-      upstream: r.endpoint?.address ?? null,
-      attempts: r.attempts,
-      duration_ms: Math.round((now - r.startTime) * 1000) / 1000,
-      upstream_ms: r.upstreamMs >= 0 ? Math.round(r.upstreamMs * 1000) / 1000 : null,
-      request_bytes: r.received,
-      response_bytes: r.responseBytes,
-      request_id: r.requestId ?? head.header('x-request-id') ?? null,
-      traceparent: head.header('traceparent') ?? null,
-      client: r.conn.remoteAddress,
-      user_agent: head.header('user-agent') ?? null,
-    });
+    this.logger!.info(accessLogLine(r, now, listener));
+  }
+
+  /** Flushes what was written so far (tests read the file while the proxy runs). */
+  flush(): Promise<void> {
+    const d = this.destination;
+    if (!d) return Promise.resolve();
+    return new Promise<void>((resolve) => d.flush(() => resolve()));
   }
 
   /** Flushes and closes the destination (when the proxy stops); stdout/stderr stay open. */
@@ -86,4 +126,30 @@ export class AccessLog {
       d.end();
     });
   }
+}
+
+/** The fields of one line (without `time`, which pino adds first); undefined fields are left out by JSON. */
+export function accessLogLine(r: LoggedRequest, now: number, listener: string): Omit<AccessLogLine, 'time'> {
+  const head = r.requestHead;
+  const port = r.conn.socket?.remotePort;
+  const addr = r.conn.remoteAddress;
+  return {
+    method: head.method,
+    path: head.target,
+    protocol: head.version === 10 ? 'HTTP/1.0' : 'HTTP/1.1',
+    status: r.status,
+    reason: r.reason ?? NO_REASON,
+    listener,
+    route: r.route?.name,
+    cluster: r.cluster?.name,
+    endpoint: r.endpoint?.address,
+    attempts: r.attempts,
+    duration_ms: Math.round((now - r.startTime) * 1000) / 1000,
+    upstream_ms: r.upstreamMs >= 0 ? Math.round(r.upstreamMs * 1000) / 1000 : undefined,
+    request_bytes: r.received,
+    response_bytes: r.responseBytes,
+    request_id: r.requestId ?? head.header('x-request-id'),
+    trace_id: r.span?.traceId ?? traceIdOf(head.header('traceparent')),
+    client: port === undefined ? addr : addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`,
+  };
 }

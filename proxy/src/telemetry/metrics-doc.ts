@@ -1,6 +1,7 @@
 // docs/metrics.md, generated from the registries themselves (`npm run docs:metrics`), so the
 // catalogue cannot drift from the code: metrics-doc.test.ts fails when the file is stale.
 import { Registry } from 'prom-client';
+import { ControlPlaneMetrics } from '../../../control-plane/src/metrics.js';
 import { LATENCY_BUCKETS, NO_REASON, ProxyMetrics, collectRuntimeMetrics } from './metrics.js';
 import { REASONS } from '../reasons.js';
 
@@ -21,7 +22,10 @@ export const LABELS: Readonly<Record<string, string>> = {
   code: 'HTTP status code sent (requests) or received (attempts); for attempts without a response, the failure reason',
   reason: `why the proxy answered itself (\`${REASONS.join('`, `')}\`), or \`${NO_REASON}\` when the upstream answered`,
   resource: 'circuit-breaker resource: `connections`, `pending`, `requests`, `retries`',
-  result: 'outcome: `success`/`failure`/`timeout` (health checks), `applied`/`rejected` (config applies)',
+  result:
+    'outcome: `success`/`failure`/`timeout` (health checks), `applied`/`rejected` (config applies), `acked`/`nacked` (control-plane updates); ' +
+    'control plane: `stored`/`invalid` (applies and rollbacks)',
+  api: 'control plane API a refused request came to: `grpc` (proxy streams), `http` (people and the CLI)',
   state: 'upstream connection state: `active`, `idle`',
   version: 'config version (`tsmesh_config_info`); Node.js version (`tsmesh_nodejs_version_info`)',
   source: 'where the running config came from: `file`, `control-plane`, `disk-cache`',
@@ -54,10 +58,10 @@ export function describeRegistry(registry: Registry, skip: ReadonlySet<string> =
   return out;
 }
 
-/** Names of the runtime metrics (prom-client's defaults) registered with the tsmesh_ prefix. */
-export function defaultMetricNames(): Set<string> {
+/** Names of the runtime metrics (prom-client's defaults) registered with the tsmesh_ (or another) prefix. */
+export function defaultMetricNames(prefix = 'tsmesh_'): Set<string> {
   const r = new Registry();
-  collectRuntimeMetrics(r);
+  collectRuntimeMetrics(r, prefix);
   return new Set(r.getMetricsAsArray().map((m) => m.name));
 }
 
@@ -100,14 +104,21 @@ export async function proxySections(): Promise<DocSection[]> {
   ];
 }
 
-export function controlPlanePlaceholder(): DocSection {
-  return {
-    title: 'Control plane',
-    intro:
-      "The control plane serves its own registry on its HTTP API's `GET /metrics`: connected proxies, snapshot pushes, NACKs and the " +
-      'time from an apply to the last ACK. Its metrics are listed here once its registry is merged; add it to ' +
-      '`scripts/docs-metrics.ts` as a section (one line) and run `npm run docs:metrics`.',
-  };
+/** The control plane's catalogue: its own metrics (ControlPlaneMetrics); its runtime metrics are the proxy's list with `tsmesh_cp_`. */
+export function controlPlaneSections(): DocSection[] {
+  const metrics = new ControlPlaneMetrics();
+  const defaults = defaultMetricNames('tsmesh_cp_');
+  return [
+    {
+      title: 'Control plane',
+      intro:
+        "Declared in `control-plane/src/metrics.ts` (`ControlPlaneMetrics`, one registry per control-plane replica), served on its HTTP API's " +
+        '`GET /metrics` (no token needed). Each replica counts the proxy streams connected to it; sum over replicas for the mesh. ' +
+        'The process and Node.js runtime metrics are the same as the proxy\'s (table above) with the prefix `tsmesh_cp_` instead of `tsmesh_` ' +
+        `(\`tsmesh_cp_process_cpu_seconds_total\`, \`tsmesh_cp_process_resident_memory_bytes\`, ...; ${defaults.size} metrics).`,
+      metrics: describeRegistry(metrics.registry, defaults),
+    },
+  ];
 }
 
 export function renderMetricsDoc(sections: readonly DocSection[]): string {
@@ -169,7 +180,7 @@ export function renderMetricsDoc(sections: readonly DocSection[]): string {
 
 /** The whole docs/metrics.md as it should be now. */
 export async function metricsDoc(): Promise<string> {
-  return renderMetricsDoc([...(await proxySections()), controlPlanePlaceholder()]);
+  return renderMetricsDoc([...(await proxySections()), ...controlPlaneSections()]);
 }
 
 /** Every metric name a dashboard or rule may use, with histogram series names. */

@@ -14,6 +14,7 @@ import { REASON_STATUS } from '../reasons.js';
 import type { ResponseHead } from '../http/response-head.js';
 import type { RequestHead } from '../http/request-head.js';
 import type { EndpointStats, HotStats } from '../telemetry/hot-stats.js';
+import type { AttemptSpan, RequestSpan } from '../telemetry/tracing.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { ClusterState } from './cluster-state.js';
 import type { EndpointState } from './endpoint.js';
@@ -27,8 +28,10 @@ export interface AttemptOwner extends RequestContext {
   readonly requestHead: RequestHead;
   /** The attempt now reading (or about to read) the request body; the owner writes body bytes to it. */
   attempt: Attempt | undefined;
-  /** The complete upstream request head for an attempt with `timeoutMs` left. */
-  upstreamHead(timeoutMs: number, endpoint: EndpointState): Buffer;
+  /** The complete upstream request head for an attempt with `timeoutMs` left, with the attempt's trace fields. */
+  upstreamHead(timeoutMs: number, endpoint: EndpointState, traceFields?: readonly string[]): Buffer;
+  /** The request's server span when tracing is on; each attempt is a client span under it. */
+  readonly span?: RequestSpan | undefined;
   /** Writes the head and the body held so far to the attempt's connection; false if the body can no longer be replayed. */
   sendRequest(attempt: Attempt, head: Buffer): boolean;
   /** Whether all of the request (head and body) was written to the current attempt. */
@@ -117,6 +120,8 @@ export function upstreamHandler(dispatch: ClusterDispatch): Handler {
     owner.attempts++;
     const ep = dispatch.balancer.pick(cluster.endpoints, owner.failedEndpoints, now);
     if (!ep) return Promise.resolve(localResponse('circuit_open', 503, { detail: `cluster ${cluster.name} has no endpoints` }));
+    // After an ejection this attempt may be the endpoint's single probe: close the gate for others.
+    ep.picked();
     const attempt = new Attempt(owner, ep, dispatch.pools.get(ep), dispatch);
     attempt.start(now);
     return attempt.promise;
@@ -147,6 +152,7 @@ export class Attempt implements UpstreamResponse, PoolWaiter, ResponseReader {
   private staleRetried = false;
   private endpointReleased = false;
   private synchronous = false;
+  private span: AttemptSpan | undefined;
 
   constructor(
     readonly owner: AttemptOwner,
@@ -170,6 +176,7 @@ export class Attempt implements UpstreamResponse, PoolWaiter, ResponseReader {
     this.startedAt = now;
     this.endpoint.outstanding++;
     owner.attempt = this;
+    if (owner.span !== undefined) this.span = owner.span.startAttempt(owner.attempts, this.endpoint.address);
     const at = Math.min(owner.attemptDeadline, owner.deadline);
     if (at - now <= 0) {
       this.fail('upstream_timeout', 'the deadline passed before the attempt started');
@@ -198,7 +205,7 @@ export class Attempt implements UpstreamResponse, PoolWaiter, ResponseReader {
     const now = this.phase === Phase.Waiting && this.synchronous ? this.startedAt : this.dispatch.clock.now();
     const left = Math.max(1, Math.ceil(Math.min(owner.attemptDeadline, owner.deadline) - now));
     this.bodySent = 0;
-    if (!owner.sendRequest(this, owner.upstreamHead(left, this.endpoint))) {
+    if (!owner.sendRequest(this, owner.upstreamHead(left, this.endpoint, this.span?.headers))) {
       conn.abandon();
       this.conn = undefined;
       this.fail('upstream_reset', 'the request body can no longer be replayed');
@@ -233,6 +240,7 @@ export class Attempt implements UpstreamResponse, PoolWaiter, ResponseReader {
     if (head.status === 503 || head.status === 429) recordPenalty(this.endpoint, now);
     else recordRtt(this.endpoint, this.latencyMs, now);
     this.dispatch.recordAttempt(this.endpoint, head.status, this.latencyMs);
+    this.span?.end(head.status, 'none');
     // The route timeout still covers the body; a per-try deadline does not.
     if (this.timerAt < owner.deadline && this.timer) {
       this.timer.cancel();
@@ -392,6 +400,7 @@ export class Attempt implements UpstreamResponse, PoolWaiter, ResponseReader {
     if (this.owner.cancel === this.cancel) this.owner.cancel = undefined;
     if (this.owner.attempt === this) this.owner.attempt = undefined;
     this.dispatch.recordAttempt(this.endpoint, code, -1);
+    this.span?.end(undefined, outcome.reason);
     this.releaseEndpoint();
     this.resolve(outcome);
   }
