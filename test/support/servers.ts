@@ -75,6 +75,15 @@ function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals): Pro
   });
 }
 
+/** Direct children of a process (its pids, from /proc via pgrep). */
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)]).toString().trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when there are none
+  }
+}
+
 function postgresBin(): string {
   const base = '/usr/lib/postgresql';
   const versions = existsSync(base) ? readdirSync(base).filter((v) => existsSync(join(base, v, 'bin', 'postgres'))) : [];
@@ -112,12 +121,15 @@ export async function startPostgres(): Promise<RealServer> {
       '-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
       '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200',
     ];
+    const from = log.length;
     child = spawn(join(bin, 'postgres'), args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, ...user });
     track(child, 'postgres', log);
     const c = child;
+    // The port opens before recovery ends: queries until then fail with 57P03 ("the database
+    // system is starting up"), so wait for the server to say it is ready (in this start's output).
     await waitFor(`postgres on ${port}: ${log.join('')}`, async () => {
       if (c.exitCode !== null) throw new Error(`postgres exited: ${log.join('')}`);
-      return portOpen(port);
+      return log.slice(from).join('').includes('ready to accept connections') && (await portOpen(port));
     });
   };
   await start();
@@ -126,7 +138,19 @@ export async function startPostgres(): Promise<RealServer> {
     port,
     start,
     stop: () => stopChild(child, 'SIGINT'),
-    kill: () => stopChild(child, 'SIGKILL'),
+    // A crash of the whole server: the postmaster and its backends, which would otherwise go on
+    // answering on open connections for a moment after the postmaster died.
+    kill: async () => {
+      const backends = child?.pid === undefined ? [] : childPids(child.pid);
+      await stopChild(child, 'SIGKILL');
+      for (const pid of backends) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    },
   };
 }
 
