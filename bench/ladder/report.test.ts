@@ -54,7 +54,7 @@ const report: LadderReport = {
       description: 'edge + sidecars',
       steps: [
         step(10, result({})),
-        step(200, result({ successPct: 90, tsmesh: { overloaded: { count: 10, statuses: { 503: 10 }, p99Ms: 0.8 } } })),
+        step(200, result({ successPct: 90, tsmesh: { overloaded: { count: 10, statuses: { 503: 10 }, p50Ms: 0.5, p99Ms: 0.8 } } })),
         { kind: 'open', users: 1000, rate: 2000, result: result({ model: 'open' }), server: {} },
       ],
     },

@@ -34,6 +34,7 @@ export interface RejectionSummary {
   readonly count: number;
   /** Status codes seen with this reason. */
   readonly statuses: Record<string, number>;
+  readonly p50Ms: number;
   readonly p99Ms: number;
 }
 
@@ -129,6 +130,7 @@ export class Stats {
       tsmesh[reason] = {
         count: r.hist.totalCount,
         statuses: Object.fromEntries([...r.statuses].map(([s, n]) => [String(s), n])),
+        p50Ms: round(r.hist.getValueAtPercentile(50)),
         p99Ms: round(r.hist.getValueAtPercentile(99)),
       };
     }

@@ -94,6 +94,15 @@ function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals): Pro
   });
 }
 
+/** Direct children of a process (its pids, from /proc via pgrep). */
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)]).toString().trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when there are none
+  }
+}
+
 function postgresBin(): string {
   const base = '/usr/lib/postgresql';
   const versions = existsSync(base) ? readdirSync(base).filter((v) => existsSync(join(base, v, 'bin', 'postgres'))) : [];
@@ -134,6 +143,7 @@ export async function startPostgres(): Promise<RealServer> {
     child = spawn(join(bin, 'postgres'), args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, ...user });
     track(child, 'postgres', log);
     const c = child;
+    // The port opens before recovery ends (queries fail with 57P03 until then): ready means a query answered.
     await waitFor(`postgres on ${port}: ${log.join('')}`, async () => {
       if (c.exitCode !== null) throw new Error(`postgres exited: ${log.join('')}`);
       return (await portOpen(port)) && (await acceptsQueries(port));
@@ -145,7 +155,19 @@ export async function startPostgres(): Promise<RealServer> {
     port,
     start,
     stop: () => stopChild(child, 'SIGINT'),
-    kill: () => stopChild(child, 'SIGKILL'),
+    // A crash of the whole server: the postmaster and its backends, which would otherwise go on
+    // answering on open connections for a moment after the postmaster died.
+    kill: async () => {
+      const backends = child?.pid === undefined ? [] : childPids(child.pid);
+      await stopChild(child, 'SIGKILL');
+      for (const pid of backends) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    },
   };
 }
 

@@ -195,7 +195,13 @@ export const concurrency = z
         max: int(1).default(1000),
       })
       .optional(),
-    queue: z.strictObject({ max: int(0).default(100), timeout: duration.default(50) }).prefault({}),
+    /**
+     * Requests waiting for a slot past the limit. None by default (as Envoy's adaptive
+     * concurrency filter and Netflix's SimpleLimiter): under sustained overload a queue is always
+     * full, so its wait is added to every admitted request and its time-outs are rejections
+     * answered late (docs/policies.md, "Overload benchmark"). Set max for bursts above a static limit.
+     */
+    queue: z.strictObject({ max: int(0).default(0), timeout: duration.default(50) }).prefault({}),
   })
   .refine((c) => (c.limit === undefined) !== (c.adaptive === undefined), { error: 'must have exactly one of limit or adaptive' })
   .refine((c) => !c.adaptive || (c.adaptive.min <= c.adaptive.initial && c.adaptive.initial <= c.adaptive.max), {
