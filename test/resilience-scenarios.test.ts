@@ -145,7 +145,7 @@ test('scenario 2: 20 % of answers are 503: >= 99 % success with retries, <= 1.25
   assert.deepEqual(Object.keys(load.tsmesh), []);
 });
 
-test('scenario 3a: every endpoint answers 503: the budget holds attempts to 1.25 per request plus its bounded floor, one endpoint ejected', async () => {
+test('scenario 3a: every endpoint answers 503: the budget holds attempts to 1.25 per request, one endpoint ejected', async () => {
   const ups = await upstreams(3, { errorRate: 1, errorStatus: 503, latency: { min: 0, max: 2 } }, 30);
   const p = await proxy(gateway(ups));
   const load = await openLoad(p, 1000, 4000);
@@ -161,10 +161,11 @@ test('scenario 3a: every endpoint answers 503: the budget holds attempts to 1.25
   assert.equal(load.requests, 4000);
   assert.equal(load.statuses['503'], 4000, `every answer is the upstream 503: ${seen(load)}`);
   assert.equal(attempts, load.requests + retries);
-  // The whole run is one 10 s window: retries < 0.25 x first tries, plus the floor's fixed
-  // allowance of minConcurrent x 10 beyond it (docs/policies.md, "Retry budget"), plus the one
-  // granted just under the line.
-  assert.ok(retries <= 0.25 * load.requests + minConcurrent * 10 + 1, `${retries} retries for ${load.requests} requests`);
+  // The whole run is one 10 s window: retries < 0.25 x first tries (at this traffic the floor
+  // of minConcurrent x 10 adds nothing; docs/policies.md, "Retry budget"), plus the one granted
+  // just under the line.
+  assert.ok(retries <= 0.25 * load.requests + 1, `${retries} retries for ${load.requests} requests`);
+  assert.ok(attempts / load.requests <= 1.25 + 1 / load.requests, `attempts per request ${attempts / load.requests}`);
   // A request ends refused by the budget or after both its retries: at most retries / 2 did the latter.
   assert.ok(refused >= load.requests - retries / 2, `${refused} refusals`);
   // Ejections stop at maxEjectionPercent (50 % of 3 endpoints: one).
@@ -206,9 +207,11 @@ test('scenario 3b: every endpoint hangs: past maxRequests the breaker answers 50
   // Only admitted requests reached the upstream: each at least once, and no more often than its
   // first try and the retries granted (a retry granted as the deadline ran out is never sent).
   assert.ok(attempts >= timedOut && attempts <= timedOut + retries, `${attempts} attempts`);
-  // Few requests get past the breaker, so the budget's fixed floor (minConcurrent x 10 retries
-  // per 10 s window beyond 25 % of first tries) is most of what it grants here.
-  assert.ok(retries <= 0.25 * timedOut + ISSUE_RETRY.budget.minConcurrent * 10 + 1, `${retries} retries for ${timedOut} admitted requests`);
+  // Few requests get past the breaker, so the budget's floor (minConcurrent x 10 retries per
+  // 10 s window, when 25 % of first tries is less) may be what it grants here; counted against
+  // all client requests, as the issue counts them, attempts stay far below 1.25 per request.
+  assert.ok(retries <= Math.max(0.25 * timedOut, ISSUE_RETRY.budget.minConcurrent * 10) + 1, `${retries} retries for ${timedOut} admitted requests`);
+  assert.ok(attempts / load.requests <= 1.25, `attempts per client request ${attempts / load.requests}`);
   for (const u of ups) assert.ok(u.stats.maxInFlight <= 10, `${u.name}: ${u.stats.maxInFlight} in flight`);
   // Per-try timeouts count against endpoints: one of three ejected (maxEjectionPercent 50).
   assert.equal(m.value('tsmesh_outlier_ejections_total', { cluster: 'gateway' }), 1);

@@ -43,18 +43,28 @@ test('percent is the share of retries among all attempts: 20 allows 0.25 retries
   assert.equal(new RetryBudgetRule(100, 0).allows(w, 1000, 1000), true, '100 %: no budget');
 });
 
-test('beyond the ratio the floor grants while fewer than minConcurrent retries are in flight and fewer than minConcurrent x 10 s beyond the ratio', () => {
+test('at low traffic the floor grants while fewer than minConcurrent retries are in flight and fewer than minConcurrent x 10 s in the window', () => {
   const rule = new RetryBudgetRule(20, 3);
   const w = new RetryWindow();
-  for (let i = 0; i < 100; i++) w.recordFirstTry(1000);
-  for (let i = 0; i < 25; i++) w.recordRetry(1000);
-  assert.equal(rule.allows(w, 2, 1000), true, 'ratio spent, 2 in flight < 3');
+  for (let i = 0; i < 20; i++) w.recordFirstTry(1000);
+  for (let i = 0; i < 5; i++) w.recordRetry(1000);
+  assert.equal(rule.allows(w, 2, 1000), true, 'ratio spent (5 of 5), 2 in flight < 3');
   assert.equal(rule.allows(w, 3, 1000), false, '3 in flight: the floor is full');
-  for (let i = 0; i < 29; i++) w.recordRetry(1000);
-  assert.equal(rule.allows(w, 0, 1000), true, '29 beyond the ratio < 30');
+  for (let i = 0; i < 24; i++) w.recordRetry(1000);
+  assert.equal(rule.allows(w, 0, 1000), true, '29 retries in the window < 30');
   w.recordRetry(1000);
-  assert.equal(rule.allows(w, 0, 1000), false, '30 beyond the ratio: the floor is spent for this window');
+  assert.equal(rule.allows(w, 0, 1000), false, '30 retries: the floor is spent for this window');
   assert.equal(rule.allows(w, 0, 11_000), true, 'until the window moves on');
+});
+
+test('at high traffic the floor adds nothing to the ratio: a failing cluster stays at 1.25 attempts per request', () => {
+  const rule = new RetryBudgetRule(20, 3);
+  const w = new RetryWindow();
+  for (let i = 0; i < 1000; i++) w.recordFirstTry(1000);
+  for (let i = 0; i < 249; i++) w.recordRetry(1000);
+  assert.equal(rule.allows(w, 0, 1000), true, '249 < 250 by the ratio');
+  w.recordRetry(1000);
+  assert.equal(rule.allows(w, 0, 1000), false, '250 = 0.25 x 1000: no floor on top, even with nothing in flight');
 });
 
 test('the window belongs to the cluster state and survives a config swap', () => {

@@ -13,11 +13,14 @@
 //
 // `minConcurrent` keeps Envoy's meaning as a floor for low traffic (where 25 % of a handful of
 // requests is less than one retry), bounded so it cannot multiply the load when everything
-// fails: a retry beyond the ratio is allowed only while fewer than minConcurrent retries are in
-// flight AND the window holds fewer than minConcurrent x window-seconds retries beyond the
-// ratio. So, with N first tries and R retries in the window:
+// fails: when the ratio allows less, a retry is still allowed while fewer than minConcurrent
+// retries are in flight AND the window holds fewer than minConcurrent x window-seconds
+// retries. The floor replaces the ratio's allowance rather than adding to it, so once traffic
+// is high enough for the ratio to allow more than the floor, the ratio alone decides and a
+// failing cluster gets at most 1.25 attempts per request. With N first tries and R retries in
+// the window:
 //
-//   allowed = R < ratio * N  ||  (activeRetries < minConcurrent && R < ratio * N + minConcurrent * windowSeconds)
+//   allowed = R < ratio * N  ||  (activeRetries < minConcurrent && R < minConcurrent * windowSeconds)
 //
 // The counts live in a ring of 100 ms buckets, one per cluster in ClusterState, so they
 // survive config swaps; recording and checking are O(1) amortised (a bucket is cleared once
@@ -119,7 +122,7 @@ export class RetryBudgetRule {
     const retries = window.retriesAt(now);
     const byRatio = this.ratio * window.firstTriesAt(now);
     if (retries < byRatio) return true;
-    // The floor: minConcurrent retries in flight, minConcurrent x window seconds per window.
-    return activeRetries < this.minConcurrent && retries < byRatio + this.minConcurrent * window.windowSeconds;
+    // The floor, for low traffic: minConcurrent retries in flight, minConcurrent x window seconds per window.
+    return activeRetries < this.minConcurrent && retries < this.minConcurrent * window.windowSeconds;
   }
 }
