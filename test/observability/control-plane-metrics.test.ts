@@ -103,9 +103,16 @@ test('a running control plane: exact counts after an ACKed apply, an invalid app
 });
 
 test("tsmesh stat --server finds the proxy through the control plane's status and reports its window", async () => {
-  const status = await new ApiClient({ server: cp.httpAddress, token: TOKEN }).status();
-  const entry = status.proxies.find((p) => p.node === 'gateway-1') as unknown as Record<string, unknown> | undefined;
-  assert.equal(entry?.adminAddress, proxy.addresses.admin, JSON.stringify(status));
+  // Status rows are written behind a short batching delay (100 ms), so the proxy that just
+  // connected appears in the shared status shortly after, not at once.
+  const client = new ApiClient({ server: cp.httpAddress, token: TOKEN });
+  let entry: Record<string, unknown> | undefined;
+  await waitFor('the proxy in the control plane\'s status', async () => {
+    const status = await client.status();
+    entry = status.proxies.find((p) => p.node === 'gateway-1') as unknown as Record<string, unknown> | undefined;
+    return entry !== undefined;
+  }, 5000);
+  assert.equal(entry?.adminAddress, proxy.addresses.admin);
 
   let scrapes = 0;
   proxy.stats.addGauge(() => scrapes++);
