@@ -1,9 +1,20 @@
 // Issue 4, scenario 6, with real proxies: three proxies booted from the control plane run a
 // route with a global rate limit counted in a real Redis (the document's redis.url). Clients
-// offer three times the limit through all three; the 200s they get, summed, are the limit within
-// 10 %. Redis is killed mid-run: no 5xx, each proxy decides on its local share and counts it
-// in its /metrics; Redis comes back: shared counting resumes. Then the document moves the
-// limit to another Redis: the proxies follow without a failed request.
+// offer twice the limit through all three; the 200s they get, summed over a steady window, are
+// the limit within 10 %. Redis is killed mid-run: no 5xx, each proxy decides on its local share
+// and counts it in its /metrics; Redis comes back: shared counting resumes. Then the document
+// moves the limit to another Redis: the proxies follow without a failed request.
+//
+// What a window counts: clients, proxies and upstream share this process, and on a busy machine
+// it gets the CPU in bursts. The clients then do not offer the load they are set to (requests
+// wait in their sockets' queues, most of all at the start, when connections open and code is
+// cold), and the bucket in Redis (a second of the rate) keeps its tokens until the load comes.
+// A window fixed in time after the start then counted the bucket's burst (up to +40 % in 2.5 s)
+// or a time when the limit did not bind (-25 %). So each phase's window starts once the
+// clients have got a burst's worth of 200s (the full bucket is spent) and every proxy refuses
+// requests, and ends at such a moment too: at both ends the bucket is empty, so tokens saved
+// up during a stall inside the window are spent inside it. The load is kept at twice the limit
+// so that the process needs little of the CPU it shares.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,9 +28,90 @@ import { startPostgres, startRedis, waitFor, type RealServer } from './support/s
 import { startUpstream, type TestUpstream } from './support/upstream.js';
 
 const TOKEN = 'rl-token';
-const LIMIT = 150;
-/** Offered per proxy: together three times the limit. */
-const OFFERED = LIMIT;
+const LIMIT = 100;
+/** Offered per proxy: together twice the limit. */
+const OFFERED = (2 * LIMIT) / 3;
+/** The bucket: the default burst, a second of the rate. */
+const BURST = LIMIT;
+/** The shortest measured window: 10 % of it is 25 requests, well above the rounding of leases at its ends. */
+const WINDOW_MS = 2500;
+/** Every proxy refused a request in each of these slices before a window's end: the limit binds everywhere. */
+const BINDING_SLICES = 3;
+const SLICE_MS = 100;
+
+/** The first index of `answers` (in arrival order) at or after `t`. */
+function indexAt(answers: readonly Answer[], t: number): number {
+  let lo = 0;
+  let hi = answers.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (answers[mid]!.at < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function refusedIn(answers: readonly Answer[], from: number, to: number): boolean {
+  for (let i = indexAt(answers, from); i < answers.length && answers[i]!.at < to; i++) if (answers[i]!.status === 429) return true;
+  return false;
+}
+
+/** Every proxy's clients had a 429 in each of the slices up to `t`: the limit bound at all of them. */
+function bindingAt(answers: readonly Answer[][], t: number): boolean {
+  for (let k = 0; k < BINDING_SLICES; k++) {
+    const to = t - k * SLICE_MS;
+    if (!answers.every((a) => refusedIn(a, to - SLICE_MS, to + (k === 0 ? 0.001 : 0)))) return false;
+  }
+  return true;
+}
+
+/** The first moment at or after `from` (a 429's arrival) when the limit binds at every proxy. */
+function bindingMomentFrom(answers: readonly Answer[][], from: number): number | undefined {
+  const refusals = answers
+    .flatMap((a) => a.slice(indexAt(a, from)).filter((x) => x.status === 429).map((x) => x.at))
+    .sort((x, y) => x - y);
+  return refusals.find((t) => bindingAt(answers, t));
+}
+
+interface SteadyWindow {
+  /** 200s per second at the clients, summed over the proxies. */
+  readonly admitted: number;
+  /** Answers of any status per second: what the clients really offered. */
+  readonly answered: number;
+  /** The window's start, after the phase began, and its length (ms). */
+  readonly startsAfter: number;
+  readonly length: number;
+}
+
+/**
+ * Waits for a steady window in a phase that began at `phaseStart` with full buckets (`burst`
+ * tokens in all): from the first moment the limit binds at every proxy after the clients got
+ * `burst` 200s, to the first such moment WINDOW_MS later.
+ */
+async function steadyWindow(answers: readonly Answer[][], phaseStart: number, burst: number): Promise<SteadyWindow> {
+  let window: { from: number; to: number } | undefined;
+  await waitFor(`a steady window (the limit binding at every proxy at both ends): ${JSON.stringify(answers.map((a) => tally(a, phaseStart).byStatus))}`, async () => {
+    const oks = answers.flatMap((a) => a.slice(indexAt(a, phaseStart)).filter((x) => x.status === 200).map((x) => x.at)).sort((x, y) => x - y);
+    if (oks.length < burst) return false;
+    const from = bindingMomentFrom(answers, oks[burst - 1]!);
+    const to = from === undefined ? undefined : bindingMomentFrom(answers, from + WINDOW_MS);
+    if (from === undefined || to === undefined) return false;
+    window = { from, to };
+    return true;
+  }, 15_000);
+  const { from, to } = window!;
+  const seconds = (to - from) / 1000;
+  const t = answers.map((a) => tally(a, from, to));
+  return {
+    admitted: t.reduce((n, x) => n + x.ok, 0) / seconds,
+    answered: t.reduce((n, x) => n + x.total, 0) / seconds,
+    startsAfter: from - phaseStart,
+    length: to - from,
+  };
+}
+
+const describeWindow = (w: SteadyWindow) =>
+  `${w.admitted.toFixed(1)}/s admitted in total for a limit of ${LIMIT}/s (clients answered ${w.answered.toFixed(0)}/s; window of ${(w.length / 1000).toFixed(2)} s from ${(w.startsAfter / 1000).toFixed(2)} s)`;
 
 const doc = (redisUrl: string, upstream: string) => `selector: rl-*
 redis: { url: "${redisUrl}" }
@@ -64,8 +156,6 @@ describe('three real proxies sharing a global rate limit in Redis', () => {
   const metricsOf = async () => Promise.all(proxies.map(async (p) => (await admin(p, '/metrics')).text));
   const fallbacks = async () => (await metricsOf()).map((m) => metricIn(m, 'tsmesh_rate_limit_fallback_total', { route: 'api' }) ?? 0);
   const backendUp = async () => (await metricsOf()).map((m) => metricIn(m, 'tsmesh_rate_limit_backend_up'));
-  /** Admitted per second, summed over the proxies, in [from, to). */
-  const admitted = (answers: Answer[][], from: number, to: number) => answers.reduce((n, a) => n + tally(a, from, to).ok, 0) / ((to - from) / 1000);
   const noFailures = (answers: Answer[][], from = -Infinity, to = Infinity) => {
     for (const [i, a] of answers.entries()) {
       const t = tally(a, from, to);
@@ -80,35 +170,28 @@ describe('three real proxies sharing a global rate limit in Redis', () => {
     loads = proxies.map((p) => new Load(p.runtime.port('edge'), { rate: OFFERED, connections: 8 }));
     const answers = loads.map((l) => l.answers);
 
-    // Shared: after a second (the bucket's initial burst spent, the proxies know they are three).
-    const start = performance.now();
-    await sleep(3500);
-    const shared = admitted(answers, start + 1000, performance.now());
-    t.diagnostic(`shared: ${shared.toFixed(1)}/s admitted in total for a limit of ${LIMIT}/s (offered ${3 * OFFERED}/s)`);
-    assert.ok(Math.abs(shared - LIMIT) <= LIMIT * 0.1, `admitted ${shared.toFixed(1)}/s for a global limit of ${LIMIT}/s`);
+    const shared = await steadyWindow(answers, performance.now(), BURST);
+    t.diagnostic(`shared: ${describeWindow(shared)}`);
+    assert.ok(Math.abs(shared.admitted - LIMIT) <= LIMIT * 0.1, `shared: ${describeWindow(shared)}`);
     assert.deepEqual(await fallbacks(), [0, 0, 0]);
 
     await redis.kill();
     await waitFor('all three see Redis down', async () => (await backendUp()).every((v) => v === 0));
-    const downFrom = performance.now();
-    await sleep(2500);
-    // The local buckets start full: their burst is left out too.
-    const down = admitted(answers, downFrom + 1000, performance.now());
-    t.diagnostic(`Redis down: ${down.toFixed(1)}/s admitted on local shares`);
+    // Each proxy's local bucket starts full: a third of the burst each.
+    const down = await steadyWindow(answers, performance.now(), BURST);
+    t.diagnostic(`Redis down: ${describeWindow(down)}`);
     const fellBack = await fallbacks();
     assert.ok(fellBack.every((n) => n > 0), `fallback decisions counted by each proxy: ${fellBack.join(', ')}`);
     // Each proxy learned while Redis was up that three share the limit: a third each.
-    assert.ok(Math.abs(down - LIMIT) <= LIMIT * 0.15, `admitted ${down.toFixed(1)}/s on local shares of ${LIMIT}/s`);
+    assert.ok(Math.abs(down.admitted - LIMIT) <= LIMIT * 0.15, `Redis down, on local shares: ${describeWindow(down)}`);
 
     await redis.start();
     await waitFor('all three see Redis back', async () => (await backendUp()).every((v) => v === 1), 10_000);
-    const backFrom = performance.now();
     const fallbackBack = await fallbacks();
-    // The restarted Redis has a full bucket again: its burst is left out like at the start.
-    await sleep(3500);
-    const back = admitted(answers, backFrom + 1000, performance.now());
-    t.diagnostic(`Redis back: ${back.toFixed(1)}/s admitted`);
-    assert.ok(Math.abs(back - LIMIT) <= LIMIT * 0.1, `admitted ${back.toFixed(1)}/s after Redis returned`);
+    // The restarted Redis has a full bucket again.
+    const back = await steadyWindow(answers, performance.now(), BURST);
+    t.diagnostic(`Redis back: ${describeWindow(back)}`);
+    assert.ok(Math.abs(back.admitted - LIMIT) <= LIMIT * 0.1, `Redis back: ${describeWindow(back)}`);
     assert.deepEqual(await fallbacks(), fallbackBack, 'no local decisions once Redis is back');
     noFailures(answers);
     const all = answers.flat();

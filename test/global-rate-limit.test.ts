@@ -5,7 +5,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rateLimit, type RateLimitConfig } from '../proxy/src/config/schema.js';
-import { globalRateLimiters, type GlobalAwareFactory, type GlobalRateLimiter } from '../proxy/src/ratelimit/global-rate-limiter.js';
+import { GlobalRateLimiter, globalRateLimiters, type GlobalAwareFactory } from '../proxy/src/ratelimit/global-rate-limiter.js';
+import { RedisLeaseBackend, type LeaseAnswer, type LeaseRequest } from '../proxy/src/ratelimit/redis-lease-backend.js';
 import { ProxyMetrics } from '../proxy/src/telemetry/metrics.js';
 import { localRateLimiters } from '../proxy/src/policy/token-bucket.js';
 import type { RateLimiterFactory } from '../proxy/src/policy/rate-limiter.js';
@@ -46,17 +47,17 @@ after(async () => {
  * Offers far more than the limit from all three for `ms`, and returns the admissions per
  * second after `settleMs` (the bucket's initial burst and the share learning are left out).
  */
-async function drive(ms: number, settleMs: number): Promise<{ perSecond: number; offered: number; errors: number }> {
+async function drive(ms: number, settleMs: number, limiters = proxies.map((p) => p.limiter)): Promise<{ perSecond: number; offered: number; errors: number }> {
   const start = performance.now();
   let counted = 0;
   let offered = 0;
   let errors = 0;
   while (performance.now() - start < ms) {
-    for (const p of proxies) {
+    for (const limiter of limiters) {
       for (let i = 0; i < 3; i++) {
         offered++;
         try {
-          const r = p.limiter.take('');
+          const r = limiter.take('');
           if (r.allowed && performance.now() - start >= settleMs) counted++;
         } catch {
           errors++;
@@ -128,6 +129,66 @@ test('light traffic is never refused while a lease is on its way (first requests
     limiter.close();
   } finally {
     await factory.close();
+  }
+});
+
+/** Redis whose answers reach the proxy `delayMs` late: a distant Redis, or a proxy whose event loop is busy. */
+class LateRedis extends RedisLeaseBackend {
+  constructor(
+    url: string,
+    proxyId: string,
+    private readonly delayMs: number,
+  ) {
+    super({ url, proxyId });
+  }
+
+  override async lease(req: LeaseRequest): Promise<LeaseAnswer> {
+    const answer = await super.lease(req);
+    await sleep(this.delayMs);
+    return answer;
+  }
+}
+
+test('leases answered 200 ms late still let three proxies admit the limit (batches grow with the round trip)', async (t) => {
+  const late = [1, 2, 3].map((i) => new LateRedis(redis.url, `late-${i}`, 200));
+  const cfg = rateLimit.parse({ requestsPerSecond: RATE, burst: 100, global: true, globalKey: 'late-test' });
+  const limiters = late.map((backend) => new GlobalRateLimiter({ routeName: 'late', config: cfg, backend, local: localRateLimiters }));
+  try {
+    await waitFor('late backends up', async () => late.every((b) => b.up));
+    const r = await drive(3500, 1500, limiters);
+    t.diagnostic(`200 ms round trips: ${r.perSecond.toFixed(1)}/s admitted for ${RATE}/s; batches ${limiters.map((l) => l.batch).join(', ')}`);
+    assert.equal(r.errors, 0);
+    // With batches of a fixed 100 ms of the share, one lease in flight per proxy capped the three at about 100/s.
+    assert.ok(Math.abs(r.perSecond - RATE) <= RATE * 0.1, `admitted ${r.perSecond.toFixed(1)}/s for a limit of ${RATE}/s`);
+    assert.ok(limiters.every((l) => l.stats.fallback === 0));
+  } finally {
+    for (const l of limiters) l.close();
+    await Promise.all(late.map((b) => b.close()));
+  }
+});
+
+test('a proxy whose event loop stalls longer than the lease timeout does not take Redis for down', async () => {
+  const backend = new RedisLeaseBackend({ url: redis.url, proxyId: 'stalled', commandTimeoutMs: 200 });
+  try {
+    await waitFor('backend up', async () => backend.up);
+    // Redis answers at once, but the loop stalls right after asking. Asked from a setImmediate
+    // callback, the loop's next turn runs its due timers before it reads the socket, as after a
+    // stall in a request handler.
+    const { lease } = await new Promise<{ lease: Promise<LeaseAnswer> }>((resolve) =>
+      setImmediate(() => {
+        const lease = backend.lease({ limit: 'stall-test', key: '', ratePerSecond: 10, capacity: 10, want: 2 });
+        const until = performance.now() + 500;
+        while (performance.now() < until) {
+          // busy
+        }
+        resolve({ lease });
+      }),
+    );
+    assert.equal((await lease).granted, 2);
+    assert.equal(backend.failures, 0);
+    assert.ok(backend.up);
+  } finally {
+    await backend.close();
   }
 });
 

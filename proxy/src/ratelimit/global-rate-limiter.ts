@@ -10,8 +10,15 @@
 //   exceeded by at most `credit` per proxy for a moment. No credit while Redis says empty.
 // - expiry: unspent tokens are dropped a second after their lease, so an idle proxy cannot
 //   hoard what other proxies need.
-// Batch size follows the share: rate x 100 ms / proxies sharing the limit (at least 1), so
-// together the proxies ask about twenty times a second per bucket however busy they are.
+// Batch size follows the share and the lease round trip: the share's tokens for 100 ms, or
+// for two round trips when leases take longer than 50 ms (at most 500 ms). A proxy has one
+// lease in flight per bucket, so it can take at most a batch per round trip: with batches of
+// a fixed 100 ms, round trips slower than that (a slow Redis, or a proxy's own busy event
+// loop, which delays the answer just the same) capped the proxies below the limit, and the
+// tokens they could not take piled up in Redis until the bucket was full and they were lost.
+// Two round trips' worth keeps each proxy able to take twice its share, and half a batch
+// (the refill point) lasts the round trip. Credit stays sized on the 100 ms batch: a slow
+// Redis does not let a proxy run further ahead of its leases.
 //
 // When Redis is unreachable, the limit runs on a local bucket at this proxy's share of it
 // (rate / proxies seen sharing it while Redis was up, the whole rate if it never was), each
@@ -25,6 +32,10 @@ import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { RedisLeaseBackend } from './redis-lease-backend.js';
 
 const LEASE_INTERVAL_MS = 100;
+/** Batches cover at most this long of the share, however slow the round trips. */
+const MAX_LEASE_HORIZON_MS = 500;
+/** Weight of the newest round trip in the smoothed one. */
+const RTT_WEIGHT = 0.3;
 /** After a short grant, a bucket is not asked again sooner than this. */
 const MIN_REFETCH_MS = LEASE_INTERVAL_MS / 2;
 const LEASE_TTL_MS = 1000;
@@ -62,10 +73,17 @@ export class GlobalRateLimiter implements RateLimiter {
   private readonly rate: number;
   private readonly capacity: number;
   private proxies = 1;
+  /** Smoothed time from asking Redis for a lease to having its tokens. */
+  private rttMs = 0;
   private fallback: { share: number; limiter: RateLimiter } | undefined;
   private lastSweep = 0;
   private closed = false;
   readonly stats = { admitted: 0, rejected: 0, fallback: 0, leases: 0 };
+
+  /** The smoothed lease round trip, in ms (0 before the first answer). */
+  get leaseRoundTripMs(): number {
+    return this.rttMs;
+  }
 
   constructor(private readonly opts: GlobalRateLimiterOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -74,8 +92,13 @@ export class GlobalRateLimiter implements RateLimiter {
     this.capacity = capacityOf(opts.config);
   }
 
-  private get batch(): number {
-    return Math.max(1, Math.min(this.capacity, Math.ceil((this.rate * LEASE_INTERVAL_MS) / 1000 / this.proxies)));
+  /** Tokens to lease at a time: the share's for the lease horizon (see the top of this file). */
+  get batch(): number {
+    return this.batchFor(Math.min(MAX_LEASE_HORIZON_MS, Math.max(LEASE_INTERVAL_MS, 2 * this.rttMs)));
+  }
+
+  private batchFor(horizonMs: number): number {
+    return Math.max(1, Math.min(this.capacity, Math.ceil((this.rate * horizonMs) / 1000 / this.proxies)));
   }
 
   take(key: string): TakeResult {
@@ -91,7 +114,7 @@ export class GlobalRateLimiter implements RateLimiter {
 
     if (b.tokens >= 1) return this.admit(key, b, now);
     if (!this.opts.backend.up) return this.takeLocally(key);
-    const credit = Math.max(1, Math.floor(this.batch / 2));
+    const credit = Math.max(1, Math.floor(this.batchFor(LEASE_INTERVAL_MS) / 2));
     if (now >= b.exhaustedUntil && b.tokens > -credit) return this.admit(key, b, now);
     this.refill(key, b, now);
     this.stats.rejected++;
@@ -138,6 +161,8 @@ export class GlobalRateLimiter implements RateLimiter {
       .then(
         (answer) => {
           const at = this.clock.now();
+          const rtt = Math.max(0, at - now);
+          this.rttMs = this.rttMs === 0 ? rtt : this.rttMs + RTT_WEIGHT * (rtt - this.rttMs);
           b.tokens += answer.granted;
           if (answer.granted > 0) b.expiresAt = at + LEASE_TTL_MS;
           if (answer.granted < want) b.exhaustedUntil = at + Math.max(answer.waitMs, MIN_REFETCH_MS);

@@ -6,6 +6,14 @@
 // One backend (one Redis connection) serves all global limits of a proxy. It never queues
 // commands while Redis is away (they fail at once) and marks itself down, so the request path
 // never waits for Redis.
+//
+// A lease that has no answer within the command timeout (default 1 s) also marks it down. The
+// timeout is ours, not ioredis's: after the proxy's own event loop stalled (a busy host), a
+// timer fires as soon as the loop resumes, before the loop has read the answer that came in
+// meanwhile, and ioredis's timeout then failed a lease Redis had answered in time. Ours looks
+// once more after the loop has read its sockets. A false "down" is costly: the proxy decides on
+// its local share with a fresh local burst while Redis keeps refilling, which comes as one more
+// burst when leases resume, so a slow answer counts as down only after a second.
 import { Redis } from 'ioredis';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 
@@ -64,6 +72,7 @@ export interface LeaseAnswer {
 export const MEMBERSHIP_WINDOW_MS = 10_000;
 /** After a failed command, Redis is treated as down at least this long. */
 const FAILURE_HOLD_MS = 1000;
+const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
 
 type RedisWithLease = Redis & {
   tsmeshLease(bucket: string, members: string, rate: string, cap: string, want: string, proxy: string, window: string): Promise<[number, number, number]>;
@@ -74,7 +83,7 @@ export interface RedisLeaseBackendOptions {
   /** This proxy's name in the member sets (e.g. its node name). */
   readonly proxyId: string;
   readonly metrics?: ProxyMetrics;
-  /** Longest a lease call may take before it counts as a failure (default 500 ms). */
+  /** Longest a lease call may take before it counts as a failure (default 1 s). */
   readonly commandTimeoutMs?: number;
   readonly onStateChange?: (up: boolean, why: string) => void;
 }
@@ -93,7 +102,6 @@ export class RedisLeaseBackend {
     const redis = new Redis(opts.url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: opts.commandTimeoutMs ?? 500,
       connectTimeout: 1000,
       // Keeps trying forever, never more than a second apart, so recovery is quick.
       retryStrategy: (times) => Math.min(50 * times, 1000),
@@ -129,14 +137,17 @@ export class RedisLeaseBackend {
     // Key header values are client input: long ones are cut so a key stays a sane size.
     const key = req.key.length > 200 ? req.key.slice(0, 200) : req.key;
     try {
-      const [granted, waitMs, proxies] = await this.redis.tsmeshLease(
-        `${base}:b:${key}`,
-        `${base}:members`,
-        String(req.ratePerSecond),
-        String(req.capacity),
-        String(req.want),
-        this.opts.proxyId,
-        String(MEMBERSHIP_WINDOW_MS),
+      const [granted, waitMs, proxies] = await answerWithin(
+        this.redis.tsmeshLease(
+          `${base}:b:${key}`,
+          `${base}:members`,
+          String(req.ratePerSecond),
+          String(req.capacity),
+          String(req.want),
+          this.opts.proxyId,
+          String(MEMBERSHIP_WINDOW_MS),
+        ),
+        this.opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
       );
       this.observe('lease answered');
       return { granted: Number(granted), waitMs: Number(waitMs), proxies: Math.max(1, Number(proxies)) };
@@ -154,4 +165,36 @@ export class RedisLeaseBackend {
     this.closed = true;
     this.redis.disconnect();
   }
+}
+
+/**
+ * `answer`, or a rejection when it has not come within `ms`. When the timer fires, the check
+ * waits for setImmediate: it runs after the loop's I/O phase, so an answer that arrived while
+ * the loop was stalled has been read by then.
+ */
+function answerWithin<T>(answer: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      setImmediate(() => {
+        if (settled) return;
+        settled = true;
+        reject(new Error(`no answer from Redis within ${ms} ms`));
+      });
+    }, ms);
+    answer.then(
+      (v) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }
