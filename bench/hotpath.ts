@@ -3,6 +3,10 @@
 // with a fixed response, and the loop measures nanoseconds per proxied request. It isolates
 // what the proxy's code costs from what the machine's TCP stack and scheduler cost, so that
 // hot-path changes can be judged on a busy machine. Prints; never asserts.
+//
+// Usage: node dist/bench/hotpath.js [requests] [connections] [--no-policies]
+// By default the policy chain runs as in the proxy (with a default config: breaker + outlier);
+// --no-policies measures the bare request path.
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { proxyConfig } from '../proxy/src/config/schema.js';
@@ -57,7 +61,8 @@ async function main(): Promise<void> {
     listeners: [{ name: 'edge', address: '127.0.0.1:0', routes: [{ name: 'all', match: { path: { prefix: '/' } }, cluster: 'up' }] }],
     clusters: [{ name: 'up', endpoints: ['127.0.0.1:9'] }],
   });
-  const rt = new ProxyRuntime({ admin: false });
+  const withPolicies = !process.argv.includes('--no-policies');
+  const rt = new ProxyRuntime({ admin: false, policies: withPolicies ? undefined : [] });
   const res = await rt.apply(config, { version: '1', source: 'file' });
   if (!res.ok) throw new Error(res.errors.join('\n'));
   const listener = (rt as unknown as { listeners: Map<string, Listener> }).listeners.values().next().value as Listener;
@@ -71,7 +76,8 @@ async function main(): Promise<void> {
   };
   // Keep-alive clients: each sends its next request when its previous response arrived.
   // `--connections N` spreads the load over N connections (more live state, as under load).
-  const C = Number(process.argv[3] ?? 1);
+  const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+  const C = Number(positional[1] ?? 1);
   let left = 0;
   let finished: (() => void) | undefined;
   const clients: FakeSocket[] = [];
@@ -95,14 +101,14 @@ async function main(): Promise<void> {
     });
   await run(Math.max(10, C)); // the first requests open the upstream connections
   await run(50_000);
-  const N = Number(process.argv[2] ?? 300_000);
+  const N = Number(positional[0] ?? 300_000);
   for (let round = 0; round < 3; round++) {
     const t0 = process.hrtime.bigint();
     const c0 = process.cpuUsage();
     await run(N);
     const ns = Number(process.hrtime.bigint() - t0) / N;
     const cpu = process.cpuUsage(c0);
-    console.log(`${ns.toFixed(0)} ns/request (user+sys ${(((cpu.user + cpu.system) / N) * 1000).toFixed(0)} ns/request, ${C} connections)`);
+    console.log(`${ns.toFixed(0)} ns/request (user+sys ${(((cpu.user + cpu.system) / N) * 1000).toFixed(0)} ns/request, ${C} connections${withPolicies ? ', policy chain' : ', no policies'})`);
   }
   await rt.close();
 }

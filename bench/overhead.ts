@@ -10,18 +10,22 @@
 // ratios tsmesh/direct and tsmesh/nginx. JSON lands in bench/results/ (gitignored) and a
 // Markdown table on stdout. A benchmark, not a test: it prints and never asserts.
 //
-// The upstream is a second nginx (1 worker) answering a fixed small JSON body from memory
-// (`return 200`). That is on purpose: it is the cheapest HTTP server available, so the
-// difference between the direct and the proxied runs is the proxy's cost. A Node upstream
-// would itself burn most of the second core and hide the proxy's cost behind its own
-// (`--upstream node` runs that variant, a node:http server, for comparison).
+// Two upstreams, one after the other in the same run (each with its own direct/tsmesh/nginx):
+//   node   an app-like upstream (a node:http server, bench/fixed-upstream.ts): the setup of
+//          DESIGN.md's table, where the upstream itself takes a good part of the CPU
+//   nginx  a second nginx (1 worker) answering the same small JSON from memory (`return 200`):
+//          the cheapest HTTP server there is, so the proxy's own cost is all that differs
+//          between direct and proxied; the worst case for a proxy
+// Each (upstream, connections, path) runs --rounds times, interleaved (round 1 of every path,
+// then round 2, ...) so that the machine's noise hits all paths alike; the tables show the
+// median of the rounds, and the ratios are ratios of those medians.
 //
 // Targets (issue 2): tsmesh >= 0.75 x nginx throughput at 100 connections, zero socket errors
 // at 1000 connections, CPU per 1000 requests <= 2 x nginx's.
 //
-// Options: --duration 5 (s per run) --warmup 2 (s) --connections 100,1000 --rounds 1
+// Options: --duration 3 (s per run) --warmup 2 (s) --connections 100,1000 --rounds 3
 //          --threads 1 (wrk threads) --access-log (turn the proxy's access log on, to a temp file)
-//          --upstream nginx|node
+//          --upstream node,nginx (either or both, in that order)
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -35,13 +39,14 @@ const opt = (name: string, def: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : def;
 };
-const DURATION = Number(opt('duration', '5'));
+const DURATION = Number(opt('duration', '3'));
 const WARMUP = Number(opt('warmup', '2'));
 const CONNECTIONS = opt('connections', '100,1000').split(',').map(Number);
-const ROUNDS = Number(opt('rounds', '1'));
+const ROUNDS = Number(opt('rounds', '3'));
 const THREADS = Number(opt('threads', '1'));
 const ACCESS_LOG = args.includes('--access-log');
-const UPSTREAM = opt('upstream', 'nginx');
+const UPSTREAMS = opt('upstream', 'node,nginx').split(',') as Array<'node' | 'nginx'>;
+for (const u of UPSTREAMS) if (u !== 'node' && u !== 'nginx') throw new Error(`--upstream: node or nginx, not ${u}`);
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 const BODY = JSON.stringify({ status: 'ok', rows: [{ id: 1, title: 'test document', score: 0.75 }] });
@@ -158,6 +163,9 @@ clusters:
 accessLog:
   enabled: ${ACCESS_LOG}
   path: ${logPath}
+drain:
+  delay: 0ms
+  timeout: 1s
 `;
 }
 
@@ -240,6 +248,7 @@ function runWrk(port: number, connections: number, seconds: number): Promise<Wrk
 }
 
 interface Row extends WrkResult {
+  upstream: string;
   target: string;
   connections: number;
   round: number;
@@ -247,12 +256,37 @@ interface Row extends WrkResult {
   peakRssMiB: number | null;
 }
 
-async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'tsmesh-bench-'));
-  const [upPort, nginxPort, tsPort, tsAdmin] = [await freePort(), await freePort(), await freePort(), await freePort()];
+interface PathSummary {
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+  socketErrors: number;
+  non2xx: number;
+  cpuSecondsPer1k: number | null;
+  peakRssMiB: number | null;
+}
 
+interface Summary {
+  upstream: string;
+  connections: number;
+  direct: PathSummary;
+  tsmesh: PathSummary;
+  nginx: PathSummary;
+  ratios: { tsmeshOverDirect: number; tsmeshOverNginx: number; nginxOverDirect: number; cpuTsmeshOverNginx: number | null };
+}
+
+/** The middle value (the mean of the two middle ones for an even count). */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Runs direct / tsmesh / nginx against one kind of upstream; returns every run and the medians. */
+async function benchUpstream(upstream: 'node' | 'nginx', dir: string): Promise<{ rows: Row[]; summary: Summary[] }> {
+  const [upPort, nginxPort, tsPort, tsAdmin] = [await freePort(), await freePort(), await freePort(), await freePort()];
   let up: ChildProcess;
-  if (UPSTREAM === 'node') {
+  if (upstream === 'node') {
     up = spawn(process.execPath, [join(root, 'dist', 'bench', 'fixed-upstream.js'), String(upPort)], { stdio: 'ignore' });
     children.push(up);
   } else up = startNginx(join(dir, 'upstream'), upstreamConf(join(dir, 'upstream'), upPort), 'upstream nginx');
@@ -260,7 +294,7 @@ async function main(): Promise<void> {
   writeFileSync(join(dir, 'tsmesh.yaml'), tsmeshConf(tsPort, tsAdmin, upPort, join(dir, 'access.log')));
   const ts = spawn(process.execPath, [join(root, 'dist', 'cli', 'tsmesh.js'), 'proxy', '--config', join(dir, 'tsmesh.yaml')], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(ts);
-  await Promise.all([waitPort(upPort, 'upstream nginx'), waitPort(nginxPort, 'proxy nginx'), waitPort(tsPort, 'tsmesh')]);
+  await Promise.all([waitPort(upPort, `${upstream} upstream`), waitPort(nginxPort, 'proxy nginx'), waitPort(tsPort, 'tsmesh')]);
   const ngxPids = () => [ngx.pid!, ...childPids(ngx.pid!)];
   const targets: Array<{ name: string; port: number; pids: () => number[] }> = [
     { name: 'direct', port: upPort, pids: () => [] },
@@ -268,20 +302,20 @@ async function main(): Promise<void> {
     { name: 'nginx', port: nginxPort, pids: ngxPids },
   ];
 
-  console.error(`bench:overhead: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${UPSTREAM} upstream; ${DURATION}s per run, ${ROUNDS} round(s)`);
-
+  console.error(`${upstream} upstream:`);
   const rows: Row[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     for (const connections of CONNECTIONS) {
       for (const t of targets) {
-        // Warm-up at the same connection count: JIT, upstream pools, and the accept burst of
-        // a thousand new connections are not part of the measured run.
+        // Warm-up at the same connection count: JIT, upstream pools. (Each wrk run opens its
+        // connections anew, so the burst of new connections is part of every measured run.)
         if (round === 1) await runWrk(t.port, connections, WARMUP);
         const pids = t.pids();
         const cpu0 = cpuSeconds(pids);
         const r = await runWrk(t.port, connections, DURATION);
         const cpu = cpuSeconds(pids) - cpu0;
         const row: Row = {
+          upstream,
           target: t.name,
           connections,
           round,
@@ -292,7 +326,7 @@ async function main(): Promise<void> {
         rows.push(row);
         const se = r.socketErrors;
         console.error(
-          `  ${t.name.padEnd(6)} c=${String(connections).padEnd(4)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50ms.toFixed(2)}ms  p99 ${r.p99ms.toFixed(2)}ms  ` +
+          `  round ${round} ${t.name.padEnd(6)} c=${String(connections).padEnd(4)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50ms.toFixed(2)}ms  p99 ${r.p99ms.toFixed(2)}ms  ` +
             `errors ${se.connect + se.read + se.write + se.timeout}  non-2xx ${r.non2xx}` +
             (row.cpuSecondsPer1k !== null ? `  cpu/1k ${row.cpuSecondsPer1k.toFixed(4)}s` : ''),
         );
@@ -300,26 +334,26 @@ async function main(): Promise<void> {
     }
   }
 
-  // Median over rounds per (target, connections).
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const pick = (target: string, c: number) => rows.filter((r) => r.target === target && r.connections === c);
-  const summary = CONNECTIONS.map((c) => {
-    const get = (t: string) => {
+  const summary = CONNECTIONS.map((c): Summary => {
+    const get = (t: string): PathSummary => {
       const rs = pick(t, c);
       return {
         rps: median(rs.map((r) => r.rps)),
         p50ms: median(rs.map((r) => r.p50ms)),
         p99ms: median(rs.map((r) => r.p99ms)),
+        // Errors are summed over the rounds: the target is zero, in any round.
         socketErrors: rs.reduce((n, r) => n + r.socketErrors.connect + r.socketErrors.read + r.socketErrors.write + r.socketErrors.timeout, 0),
         non2xx: rs.reduce((n, r) => n + r.non2xx, 0),
         cpuSecondsPer1k: rs[0]!.cpuSecondsPer1k === null ? null : median(rs.map((r) => r.cpuSecondsPer1k!)),
-        peakRssMiB: rs[0]!.peakRssMiB,
+        peakRssMiB: rs[0]!.peakRssMiB === null ? null : Math.max(...rs.map((r) => r.peakRssMiB!)),
       };
     };
     const direct = get('direct');
     const tsmesh = get('tsmesh');
     const nginx = get('nginx');
     return {
+      upstream,
       connections: c,
       direct,
       tsmesh,
@@ -333,38 +367,68 @@ async function main(): Promise<void> {
     };
   });
 
+  ts.kill('SIGTERM');
+  up.kill(upstream === 'node' ? 'SIGTERM' : 'SIGQUIT');
+  ngx.kill('SIGQUIT');
+  await new Promise((r) => setTimeout(r, 300));
+  for (const c of [ts, up, ngx]) if (c.exitCode === null) c.kill('SIGKILL');
+  return { rows, summary };
+}
+
+async function main(): Promise<void> {
+  console.error(
+    `bench:overhead: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; upstreams ${UPSTREAMS.join(', ')}; ` +
+      `${ROUNDS} round(s) of ${DURATION}s per path, median shown`,
+  );
+  const rows: Row[] = [];
+  const summary: Summary[] = [];
+  for (const upstream of UPSTREAMS) {
+    const dir = mkdtempSync(join(tmpdir(), 'tsmesh-bench-'));
+    try {
+      const r = await benchUpstream(upstream, dir);
+      rows.push(...r.rows);
+      summary.push(...r.summary);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
   const fmt = (n: number | null, d = 0) => (n === null || Number.isNaN(n) ? '-' : n.toFixed(d));
   const lines: string[] = [];
-  lines.push(`| conns | path | req/s | p50 ms | p99 ms | socket errors | non-2xx | proxy CPU s / 1k req | proxy peak RSS MiB |`);
-  lines.push(`|---:|---|---:|---:|---:|---:|---:|---:|---:|`);
+  lines.push(`Median of ${ROUNDS} round(s) of ${DURATION}s; socket errors and non-2xx summed over the rounds.`);
+  lines.push('');
+  lines.push(`| upstream | conns | path | req/s | p50 ms | p99 ms | socket errors | non-2xx | proxy CPU s / 1k req | proxy peak RSS MiB |`);
+  lines.push(`|---|---:|---|---:|---:|---:|---:|---:|---:|---:|`);
   for (const s of summary) {
     for (const [name, r] of [['direct', s.direct], ['tsmesh', s.tsmesh], ['nginx', s.nginx]] as const) {
-      lines.push(`| ${s.connections} | ${name} | ${fmt(r.rps)} | ${fmt(r.p50ms, 2)} | ${fmt(r.p99ms, 2)} | ${r.socketErrors} | ${r.non2xx} | ${fmt(r.cpuSecondsPer1k, 4)} | ${fmt(r.peakRssMiB, 1)} |`);
+      lines.push(
+        `| ${s.upstream} | ${s.connections} | ${name} | ${fmt(r.rps)} | ${fmt(r.p50ms, 2)} | ${fmt(r.p99ms, 2)} | ${r.socketErrors} | ${r.non2xx} | ${fmt(r.cpuSecondsPer1k, 4)} | ${fmt(r.peakRssMiB, 1)} |`,
+      );
     }
   }
   lines.push('');
-  lines.push(`| conns | tsmesh / direct | nginx / direct | tsmesh / nginx (target >= 0.75 at 100) | CPU per req tsmesh / nginx (target <= 2) |`);
-  lines.push(`|---:|---:|---:|---:|---:|`);
+  lines.push(`| upstream | conns | tsmesh / direct | nginx / direct | tsmesh / nginx (target >= 0.75 at 100) | CPU per req tsmesh / nginx (target <= 2) |`);
+  lines.push(`|---|---:|---:|---:|---:|---:|`);
   for (const s of summary) {
-    lines.push(`| ${s.connections} | ${fmt(s.ratios.tsmeshOverDirect, 2)} | ${fmt(s.ratios.nginxOverDirect, 2)} | ${fmt(s.ratios.tsmeshOverNginx, 2)} | ${fmt(s.ratios.cpuTsmeshOverNginx, 2)} |`);
+    lines.push(
+      `| ${s.upstream} | ${s.connections} | ${fmt(s.ratios.tsmeshOverDirect, 2)} | ${fmt(s.ratios.nginxOverDirect, 2)} | ${fmt(s.ratios.tsmeshOverNginx, 2)} | ${fmt(s.ratios.cpuTsmeshOverNginx, 2)} |`,
+    );
   }
   console.log(lines.join('\n'));
 
   const resultsDir = join(root, 'bench', 'results');
   mkdirSync(resultsDir, { recursive: true });
-  const file = join(resultsDir, `overhead-${UPSTREAM}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const file = join(resultsDir, `overhead-${UPSTREAMS.join('-')}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(
     file,
-    JSON.stringify({ when: new Date().toISOString(), cpus: cpus().length, loadavgAtStart: loadavg(), node: process.version, upstream: UPSTREAM, durationSeconds: DURATION, rounds: ROUNDS, accessLog: ACCESS_LOG, rows, summary }, null, 2),
+    JSON.stringify(
+      { when: new Date().toISOString(), cpus: cpus().length, loadavgAtStart: loadavg(), node: process.version, upstreams: UPSTREAMS, durationSeconds: DURATION, rounds: ROUNDS, accessLog: ACCESS_LOG, rows, summary },
+      null,
+      2,
+    ),
   );
   console.error(`results: ${file}`);
-
-  ts.kill('SIGTERM');
-  up.kill(UPSTREAM === 'node' ? 'SIGTERM' : 'SIGQUIT');
-  ngx.kill('SIGQUIT');
-  await new Promise((r) => setTimeout(r, 300));
   cleanup();
-  rmSync(dir, { recursive: true, force: true });
 }
 
 (args.includes('--tracing') ? tsmeshTracingComparison : main)().catch((err: unknown) => {

@@ -15,7 +15,7 @@ import type { RouteConfig } from './config/schema.js';
 import { ChunkedScanner } from './http/chunked.js';
 import type { RequestHead } from './http/request-head.js';
 import type { ResponseHead } from './http/response-head.js';
-import { buildLocalResponse, buildResponseHead, buildUpstreamRequest, copyKeptFields, dropTransferEncoding, keptFieldsLength } from './http/serialize.js';
+import { buildLocalResponse, buildResponseHead, buildUpstreamRequest, copyKeptFields, dropTransferEncoding, keptFieldsLength, type ForwardInfo } from './http/serialize.js';
 import { copyBytes, writeLatin1 } from './http/chars.js';
 import type { LocalResponse, Outcome, ProxyRequest } from './policy/types.js';
 import { localResponse } from './policy/types.js';
@@ -43,6 +43,16 @@ const COALESCE_LIMIT = 16 * 1024;
 export const DEFAULT_REPLAY_LIMIT = 64 * 1024;
 
 const GO_REPLAYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+/** Filled and read synchronously for each upstream head: no object literal per request. */
+const FORWARD_INFO: { -readonly [K in keyof ForwardInfo]: ForwardInfo[K] } = {
+  extraFields: undefined,
+  clientAddress: '',
+  requestIdPrefix: undefined,
+  requestIdNumber: 0,
+  timeoutMs: 0,
+  endpointAuthority: '',
+};
 
 export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
   // --- RequestContext ---
@@ -291,14 +301,15 @@ export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
   }
 
   upstreamHead(timeoutMs: number, endpoint: EndpointState, traceFields?: readonly string[]): Buffer {
-    return buildUpstreamRequest(this.requestHead, {
-      extraFields: traceFields,
-      clientAddress: this.conn.remoteAddress,
-      requestIdPrefix: this.requestIdNumber === 0 ? undefined : ID_PREFIX_BYTES,
-      requestIdNumber: this.requestIdNumber,
-      timeoutMs,
-      endpointAuthority: endpoint.address,
-    });
+    // One shared object: heads are built synchronously, one at a time.
+    const info = FORWARD_INFO;
+    info.extraFields = traceFields;
+    info.clientAddress = this.conn.remoteAddress;
+    info.requestIdPrefix = this.requestIdNumber === 0 ? undefined : ID_PREFIX_BYTES;
+    info.requestIdNumber = this.requestIdNumber;
+    info.timeoutMs = timeoutMs;
+    info.endpointAuthority = endpoint.address;
+    return buildUpstreamRequest(this.requestHead, info);
   }
 
   sendRequest(attempt: Attempt, head: Buffer): boolean {
@@ -406,8 +417,8 @@ export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
     return this.writeBody(chunk);
   }
 
-  responseEnd(): void {
-    this.finish(this.status, undefined);
+  responseEnd(now?: number): void {
+    this.finish(this.status, undefined, now);
   }
 
   responseFailed(reason: Reason, detail: string): void {
@@ -456,12 +467,12 @@ export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
     this.finish(499, 'client_closed');
   }
 
-  private finish(status: number, reason: Reason | undefined): void {
+  private finish(status: number, reason: Reason | undefined, at?: number): void {
     if (this.finished) return;
     this.finished = true;
     if (reason !== undefined) this.reason = reason;
     this.status = status;
-    const now = this.clock.now();
+    const now = at ?? this.clock.now();
     this.finishedAt = now;
     const stats = this.stats;
     stats.record(status, this.reason, (now - this.startTime) / 1000);

@@ -47,6 +47,16 @@ export const F_LINE_END = 4;
 export const F_ID = 5;
 export const F_SIZE = 6;
 
+/** Shared, never written: the fields of a head not parsed (yet). */
+const NO_FIELDS: number[] = [];
+
+/**
+ * Field offsets are collected here while a head is parsed and copied out exactly sized
+ * (heads are parsed one at a time, synchronously): growing each head's own array from empty
+ * took two reallocations per head (~600 B per request in a sampling heap profile).
+ */
+let scratch: number[] = new Array<number>(64 * F_SIZE).fill(0);
+
 export class MessageHead {
   /** The bytes of the head: [start, end) includes the start line and the final empty line. */
   buf: Buffer;
@@ -55,8 +65,8 @@ export class MessageHead {
   fieldsStart = 0;
   end = 0;
   count = 0;
-  /** F_SIZE numbers per field (see F_*). */
-  readonly f: number[] = [];
+  /** F_SIZE numbers per field (see F_*); exactly sized once the fields are parsed. */
+  f: number[] = NO_FIELDS;
   /** Fields not to forward (hop-by-hop, replaced by the proxy): 1 at their index; allocated on first use. */
   drop: number[] | undefined = undefined;
 
@@ -136,7 +146,8 @@ export const INCOMPLETE = new ParseError(0, 'incomplete head');
  */
 export function parseFieldLines(head: MessageHead, i: number, end: number, maxFields: number): ParseError | undefined {
   const buf = head.buf;
-  const f = head.f;
+  if (scratch.length < maxFields * F_SIZE) scratch = new Array<number>(maxFields * F_SIZE).fill(0);
+  const f = scratch;
   let count = 0;
   let n = 0;
   head.fieldsStart = i;
@@ -179,6 +190,7 @@ export function parseFieldLines(head: MessageHead, i: number, end: number, maxFi
     count++;
   }
   head.count = count;
+  head.f = f.slice(0, n);
   head.end = i;
   return undefined;
 }

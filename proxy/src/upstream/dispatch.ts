@@ -50,7 +50,8 @@ export interface ResponseSink {
   responseHead(attempt: Attempt, head: ResponseHead, body: Buffer[] | undefined, complete: boolean): void;
   /** More body; false asks the attempt to stop reading until `resume()`. */
   responseBody(chunk: Buffer): boolean;
-  responseEnd(): void;
+  /** The response is complete; `now`, when given, is when it completed (a clock reading spared). */
+  responseEnd(now?: number): void;
   /** The upstream failed (or the deadline passed) after the head. */
   responseFailed(reason: Reason, detail: string): void;
 }
@@ -144,6 +145,9 @@ export class Attempt implements UpstreamResponse, PoolWaiter, ResponseReader {
   private timer: TimerHandle | undefined;
   private timerAt = 0;
   private startedAt = 0;
+  private headAt = 0;
+  /** When the response completed, if it did before the core attached (then: with its head). */
+  private endAt: number | undefined = undefined;
   private queued: Buffer[] | undefined;
   private complete = false;
   private sink: ResponseSink | undefined;
@@ -183,7 +187,7 @@ export class Attempt implements UpstreamResponse, PoolWaiter, ResponseReader {
       return;
     }
     this.timerAt = at;
-    this.timer = this.dispatch.clock.setTimer(this.onTimer, at - now);
+    this.timer = this.dispatch.clock.setTimer(this.onTimer, at - now, now);
     owner.cancel = this.cancel;
     this.synchronous = true;
     this.pool.acquire(this);
@@ -234,6 +238,7 @@ export class Attempt implements UpstreamResponse, PoolWaiter, ResponseReader {
     this.phase = Phase.Head;
     this.head = head;
     this.status = head.status;
+    this.headAt = now;
     this.latencyMs = now - this.startedAt;
     const owner = this.owner;
     owner.cancel = undefined;
@@ -245,7 +250,7 @@ export class Attempt implements UpstreamResponse, PoolWaiter, ResponseReader {
     if (this.timerAt < owner.deadline && this.timer) {
       this.timer.cancel();
       this.timerAt = owner.deadline;
-      this.timer = this.dispatch.clock.setTimer(this.onTimer, Math.max(0, owner.deadline - now));
+      this.timer = this.dispatch.clock.setTimer(this.onTimer, Math.max(0, owner.deadline - now), now);
     }
     this.resolve(this);
   }
@@ -268,6 +273,10 @@ export class Attempt implements UpstreamResponse, PoolWaiter, ResponseReader {
     if (this.sink) {
       this.phase = Phase.Done;
       this.sink.responseEnd();
+    } else {
+      // Not attached yet: the core attaches in the microtasks of the read that brought the
+      // head, so a response complete before that completed with its head.
+      this.endAt = this.headAt;
     }
   }
 
@@ -335,7 +344,7 @@ export class Attempt implements UpstreamResponse, PoolWaiter, ResponseReader {
     sink.responseHead(this, this.head!, queued, this.complete);
     if (this.complete && this.phase !== Phase.Done) {
       this.phase = Phase.Done;
-      sink.responseEnd();
+      sink.responseEnd(this.endAt);
     }
   }
 

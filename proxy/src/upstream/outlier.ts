@@ -17,6 +17,7 @@
 //
 // Nothing here runs on a timer and the request path only reads a gate
 // (EndpointState.available(now)); the detector is per cluster and kept across config swaps.
+import type { Clock } from '../clock.js';
 import type { OutlierDetectionConfig } from '../config/schema.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { ClusterState } from './cluster-state.js';
@@ -48,6 +49,12 @@ export class OutlierDetector {
   }
 
   /** Learns from one attempt's result on an endpoint. */
+  /** record() reading the clock only when the answer needs the time (not for a plain success). */
+  recordWith(ep: EndpointState, result: AttemptResult, clock: Clock): void {
+    if (result === 'success' && !ep.probing) ep.consecutiveFailures = 0;
+    else this.record(ep, result, clock.now());
+  }
+
   record(ep: EndpointState, result: AttemptResult, now: number): void {
     if (ep.probing) {
       // Answers to requests sent before the ejection tell nothing new.
