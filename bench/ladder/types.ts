@@ -12,6 +12,12 @@ export interface LadderSettings {
   readonly openMaxConnections: number;
   readonly instances: number;
   readonly timeoutMs: number;
+  /**
+   * Closed model: how long a user waits after a socket failure (refused, reset, time-out)
+   * before its next request. 0 like k6, whose VUs loop at once; the phase-1 runs used 100 ms.
+   * An HTTP answer, error or not, is never followed by a pause (k6 does not pause either).
+   */
+  readonly errorPauseMs: number;
   readonly distinctQueries: number;
   readonly warmupMs: number;
   readonly pauseMs: number;
