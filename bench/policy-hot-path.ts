@@ -4,7 +4,7 @@
 import { Registry } from 'prom-client';
 import { systemClock } from '../proxy/src/clock.js';
 import { cluster as clusterSchema, route as routeSchema } from '../proxy/src/config/schema.js';
-import { buildResiliencePolicies } from '../proxy/src/policy/resilience.js';
+import { buildPolicies } from '../proxy/src/policy/chain.js';
 import { StateStore } from '../proxy/src/policy/state-store.js';
 import { localRateLimiterFactory } from '../proxy/src/policy/token-bucket.js';
 import { compose, type Handler, type Outcome, type PolicyBuildContext, type RequestContext, type UpstreamResponse } from '../proxy/src/policy/types.js';
@@ -66,7 +66,7 @@ const full = {
   const bare: Handler = async () => ok;
   console.log(`policy hot path, ${N} sequential requests per row (one process, no sockets)`);
   const base = await time('bare bottom handler', bare, ctxOf);
-  const chain = compose(buildResiliencePolicies(b), bare);
+  const chain = compose(buildPolicies(b), bare);
   const all = await time('rate-limit, gradient2, breaker, retry, outlier: admitted', chain, ctxOf);
   console.log(`${'  chain overhead per admitted request'.padEnd(58)} ${(all - base).toFixed(0).padStart(7)} ns (${(all / base).toFixed(2)}x bare)`);
 }
@@ -74,18 +74,18 @@ const full = {
   // Concurrency limit 1 held by a request that never finishes, no queue: every call is rejected.
   const { b, ok, ctxOf } = setup({}, { concurrency: { limit: 1, queue: { max: 0, timeout: '50ms' } } });
   const hold: Handler = () => new Promise<Outcome>(() => {});
-  const chain = compose(buildResiliencePolicies(b), async (ctx) => (ctx.attempts === -1 ? ok : hold(ctx)));
+  const chain = compose(buildPolicies(b), async (ctx) => (ctx.attempts === -1 ? ok : hold(ctx)));
   void chain(ctxOf());
   await time('concurrency full: 503 overloaded', chain, ctxOf);
 }
 {
   const { b, ctxOf } = setup({}, { circuitBreaker: { maxRequests: 1 } });
-  const chain = compose(buildResiliencePolicies(b), () => new Promise<Outcome>(() => {}));
+  const chain = compose(buildPolicies(b), () => new Promise<Outcome>(() => {}));
   void chain(ctxOf());
   await time('breaker at maxRequests: 503 circuit_open', chain, ctxOf);
 }
 {
   const { b, ok, ctxOf } = setup({ rateLimit: { requestsPerSecond: 0.001, burst: 1 } }, {});
-  const chain = compose(buildResiliencePolicies(b), async () => ok);
+  const chain = compose(buildPolicies(b), async () => ok);
   await time('rate limit spent: 429 rate_limited (headers built per answer)', chain, ctxOf);
 }

@@ -15,6 +15,7 @@ import { Listener } from './listener.js';
 import { buildChain, POLICY_BUILDERS, type PolicyBuilder } from './policy/chain.js';
 import type { RateLimiterFactory } from './policy/rate-limiter.js';
 import { StateRegistry } from './policy/state-store.js';
+import { localRateLimiterFactory } from './policy/token-bucket.js';
 import type { PolicyBuildContext } from './policy/types.js';
 import { Router } from './router.js';
 import type { ListenerSnapshot, RouteTarget } from './snapshot-types.js';
@@ -23,6 +24,7 @@ import { HotStats } from './telemetry/hot-stats.js';
 import { ProxyMetrics } from './telemetry/metrics.js';
 import { ClusterRegistry } from './upstream/cluster-state.js';
 import { ClusterDispatch, upstreamHandler } from './upstream/dispatch.js';
+import { HealthCheckManager } from './upstream/health-check.js';
 import { AdminServer } from './admin.js';
 
 export interface StartProxyOptions {
@@ -33,14 +35,11 @@ export interface StartProxyOptions {
   readonly metrics?: ProxyMetrics;
   /** The policy chain's builders, in order (default: POLICY_BUILDERS). */
   readonly policies?: readonly PolicyBuilder[];
+  /** Where rate-limit tokens come from (default: local token buckets on `clock`; `global: true` limits then count per proxy). */
   readonly rateLimiters?: RateLimiterFactory;
   /** Start the admin listener (default true). */
   readonly admin?: boolean;
 }
-
-const noRateLimiters: RateLimiterFactory = (route) => {
-  throw new Error(`route ${route}: no rate limiter factory was given to the proxy`);
-};
 
 function listenerKey(name: string, address: string): string {
   // Port 0 means "any": such a listener is the same one while its name and address are.
@@ -59,6 +58,8 @@ export class ProxyRuntime implements ConfigTarget {
   private readonly routeStates = new StateRegistry();
   private readonly policies: readonly PolicyBuilder[];
   private readonly rateLimiters: RateLimiterFactory;
+  /** Active health checks of the clusters that configure them; follows every applied config. */
+  private readonly health: HealthCheckManager;
   private listeners = new Map<string, Listener>();
   private readonly retiring = new Set<Listener>();
   private admin: AdminServer | undefined;
@@ -75,7 +76,8 @@ export class ProxyRuntime implements ConfigTarget {
     this.metrics = opts.metrics ?? new ProxyMetrics();
     this.stats = new HotStats(this.metrics);
     this.policies = opts.policies ?? POLICY_BUILDERS;
-    this.rateLimiters = opts.rateLimiters ?? noRateLimiters;
+    this.rateLimiters = opts.rateLimiters ?? localRateLimiterFactory(this.clock);
+    this.health = new HealthCheckManager({ clock: this.clock, metrics: this.metrics });
     this.withAdmin = opts.admin ?? true;
     this.stats.addGauge(() => this.updateGauges());
   }
@@ -130,10 +132,15 @@ export class ProxyRuntime implements ConfigTarget {
       return { ok: false, errors };
     }
 
-    // 2. Commit: cluster state, snapshots, then one assignment per listener.
+    // 2. Commit: cluster state, snapshots, then one assignment per listener. The two release
+    // hooks of docs/policies.md run before the new policies are built: ClusterRegistry.sync
+    // releases removed clusters (scrape hooks, gauges), StateRegistry.retain closes the rate
+    // limiters of removed routes.
     const clusters = this.clusters.sync(config.clusters);
     for (const c of clusters.values()) ClusterDispatch.of(c, this.clock, this.metrics, this.stats).sync();
     this.routeStates.retain(config.listeners.flatMap((l) => l.routes.map((r) => r.name)));
+    // Checkers are kept by cluster name with their streaks; removed or unchecked clusters stop.
+    this.health.sync(clusters.values());
     const accessLog = this.accessLog && sameJson(this.accessLog.config, config.accessLog) ? this.accessLog : new AccessLog(config.accessLog);
     const oldAccessLog = this.accessLog !== accessLog ? this.accessLog : undefined;
     this.accessLog = accessLog;
@@ -307,12 +314,13 @@ export class ProxyRuntime implements ConfigTarget {
     for (const l of listeners) l.finishDrain();
   }
 
-  /** Stops everything now: listeners, connections, pools, admin, sweeper, access log. */
+  /** Stops everything now: listeners, connections, pools, health checks, admin, sweeper, access log. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.ready = false;
     if (this.sweeper) clearInterval(this.sweeper);
+    this.health.stop();
     const all = [...this.listeners.values(), ...this.retiring];
     for (const l of all) await l.stopAccepting();
     for (const l of all) l.destroyAll();

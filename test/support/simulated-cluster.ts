@@ -1,17 +1,17 @@
 // A simulated bottom handler and an open-model load on fake time, for running the whole
-// resilience chain at unit scale (proxy/src/policy/resilience.test.ts) and for printing the
+// resilience chain at unit scale (proxy/src/policy/chain.test.ts) and for printing the
 // retry-budget figures of docs/policies.md (bench/retry-budget.ts). The handler does what the
 // core's upstream handler is specified to do: pick an available endpoint that has not failed
 // this request, panic to all when none is, call picked(), honour the attempt deadline, count
 // attempts.
-import { ATTEMPT_POLICIES, REQUEST_POLICIES } from '../../proxy/src/policy/resilience.js';
+import { ATTEMPT_POLICIES, REQUEST_POLICIES } from '../../proxy/src/policy/chain.js';
 import { buildRetry, createRetryPolicy } from '../../proxy/src/policy/retry.js';
 import { compose, type Handler, type Outcome, type PolicyBuildContext, type RequestContext } from '../../proxy/src/policy/types.js';
 import type { EndpointState } from '../../proxy/src/upstream/endpoint.js';
 import { failure, type Harness, upstreamResponse } from './policy-fixtures.js';
 
 /**
- * The resilience chain in its documented order (resilience.ts) over `bottom`, with the retry
+ * The resilience chain in its documented order (chain.ts) over `bottom`, with the retry
  * backoff's jitter drawn from `random`, so that a run on fake time repeats exactly.
  */
 export function seededResilienceChain(b: PolicyBuildContext, bottom: Handler, random: () => number): Handler {

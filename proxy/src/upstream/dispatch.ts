@@ -117,6 +117,8 @@ export function upstreamHandler(dispatch: ClusterDispatch): Handler {
     owner.attempts++;
     const ep = dispatch.balancer.pick(cluster.endpoints, owner.failedEndpoints, now);
     if (!ep) return Promise.resolve(localResponse('circuit_open', 503, { detail: `cluster ${cluster.name} has no endpoints` }));
+    // After an ejection this attempt may be the endpoint's single probe: close the gate for others.
+    ep.picked();
     const attempt = new Attempt(owner, ep, dispatch.pools.get(ep), dispatch);
     attempt.start(now);
     return attempt.promise;

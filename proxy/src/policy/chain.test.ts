@@ -1,10 +1,10 @@
-// The whole resilience chain in its documented order, over a simulated bottom handler that
+// The whole resilience chain in its documented order (chain.ts), over a simulated bottom handler that
 // does what the core's upstream handler is specified to do (test/support/simulated-cluster.ts).
 // Fake time and seeded randomness (answers and backoff jitter), so every run repeats exactly;
 // these are the issue's scenarios at unit scale.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildResiliencePolicies } from './resilience.js';
+import { buildPolicies } from './chain.js';
 import { compose } from './types.js';
 import { localRateLimiterFactory } from './token-bucket.js';
 import { seededRandom } from '../../../test/support/fault-upstream.js';
@@ -85,7 +85,7 @@ test('in chain order a rate-limited request takes no concurrency slot, and overl
     cluster: { concurrency: { limit: 2, queue: { max: 0, timeout: '10ms' } }, circuitBreaker: { maxRequests: 1 } },
   });
   const up = simulatedUpstream(h, () => ({ latency: 100, answer: 'ok' }));
-  const chain = compose(buildResiliencePolicies(h.build({ rateLimiters: localRateLimiterFactory(h.clock) })), up.handler);
+  const chain = compose(buildPolicies(h.build({ rateLimiters: localRateLimiterFactory(h.clock) })), up.handler);
   const results = [chain(h.ctx()), chain(h.ctx()), chain(h.ctx()), chain(h.ctx())];
   const reasons = (await Promise.all(results.slice(1))).map((o) => (o.kind === 'local' ? o.reason : o.status));
   // #1 is admitted everywhere. #2 gets a concurrency slot and meets the breaker (maxRequests 1).
