@@ -178,10 +178,6 @@ export function registerDemo(program: Command): void {
           log: progress,
           logLevel: f.verbose ? 'info' : 'warn',
           signal: starting.signal,
-          // Nothing balances in front of the edge, and the sidecars are stopped only after it:
-          // no drain delay is needed for load balancers to forget anyone.
-          edgePatch: { drain: { delay: '0s', timeout: '10s' } },
-          sidecarPatch: { drain: { delay: '0s', timeout: '10s' } },
           onUnexpectedExit: (p, code, signal) => {
             if (stopping) return;
             progress(`${p.name} exited on its own (${code ?? signal})`);

@@ -110,7 +110,7 @@ export function mergeDocument<T>(doc: T, patch: unknown): T {
       const p = isPlainObject(item) ? patch.find((x) => (x as Item).name === item.name) : undefined;
       return p ? mergeDocument(item, p) : item;
     });
-    for (const p of patch) if (!doc.some((item: unknown) => isPlainObject(item) && item.name === (p as Item).name)) out.push(p);
+    for (const p of patch) if (!doc.some((item: unknown) => isPlainObject(item) && item.name === (p as Item).name)) out.push(structuredClone(p));
     return out as T;
   }
   return structuredClone(patch) as T;

@@ -21,6 +21,13 @@ import { parseHostPort } from '../../proxy/src/config/units.js';
 import { edgeDocument, loadTemplates, mergeDocument, sidecarDocument, type MeshDocument, type MeshTemplates } from './documents.js';
 import { MeshProcess, type OutputSink } from './processes.js';
 
+/**
+ * Drains on one host: nothing balances in front of the edge, and the sidecars are stopped
+ * only after the edge has stopped, so no drain delay is needed for a load balancer to forget
+ * anyone (Kubernetes needs the templates' 5 s); in-flight requests still get 10 s to finish.
+ */
+export const ONE_HOST_DRAIN = { drain: { delay: '0s', timeout: '10s' } };
+
 const POSTGRES_PROCESS = fileURLToPath(new URL('./embedded-postgres-process.js', import.meta.url));
 
 export interface MeshOptions {
@@ -265,9 +272,10 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
 
     // 4. The documents, through the control plane's API (what `tsmesh apply` does).
     const instances = slots.map((s, i) => ({ ...s, app: new URL(appUrls[i]!).host }));
+    const local = (doc: MeshDocument, patch: unknown) => mergeDocument(mergeDocument(doc, ONE_HOST_DRAIN), patch);
     const documents: MeshDocument[] = [
-      ...instances.map((s) => mergeDocument(sidecarDocument(templates.sidecar, { node: s.node, app: s.app, sidecar: s.sidecar }), o.sidecarPatch)),
-      mergeDocument(edgeDocument(templates.edge, { node: 'edge', listen: edgeAddress }, instances.map((s) => s.sidecar), o.redisUrl), o.edgePatch),
+      ...instances.map((s) => local(sidecarDocument(templates.sidecar, { node: s.node, app: s.app, sidecar: s.sidecar }), o.sidecarPatch)),
+      local(edgeDocument(templates.edge, { node: 'edge', listen: edgeAddress }, instances.map((s) => s.sidecar), o.redisUrl), o.edgePatch),
     ];
     const applied: Array<{ selector: string; version: string; document: MeshDocument }> = [];
     for (const document of documents) {
