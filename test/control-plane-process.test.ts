@@ -137,9 +137,9 @@ describe('control plane and CLI as processes', () => {
     await waitFor('cli-1 on the rollback', async () => target.current?.version === String(r3));
     assert.equal(target.current!.config.listeners[0]!.routes[0]!.timeout, 2000);
 
-    await waitFor('status shows cli-1', async () => new RegExp(`^cli-1 +cli-\\* +${r3} +acked +\\d+s +proc +-$`, 'm').test((await cli(['status'], env)).stdout));
+    await waitFor('status shows cli-1', async () => new RegExp(`^cli-1 +cli-\\* +${r3} +acked +\\d+s +proc +- +-$`, 'm').test((await cli(['status'], env)).stdout));
     const status = await cli(['status'], env);
-    assert.match(status.stdout, /^NODE +SERVICE +VERSION +STATE +CONNECTED +REPLICA +LAST NACK$/m);
+    assert.match(status.stdout, /^NODE +SERVICE +VERSION +STATE +CONNECTED +REPLICA +ADMIN +LAST NACK$/m);
     assert.match(status.stdout, /1 replica: proc \(grpc 127\.0\.0\.1:\d+, http 127\.0\.0\.1:\d+\)/);
     const json = JSON.parse((await cli(['status', '--json'], env)).stdout) as { proxies: Array<{ node: string; version: string }> };
     assert.equal(json.proxies.find((p) => p.node === 'cli-1')?.version, String(r3));

@@ -4,10 +4,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { rateLimit } from '../proxy/src/config/schema.js';
+import { rateLimit, type RateLimitConfig } from '../proxy/src/config/schema.js';
 import { globalRateLimiters, type GlobalAwareFactory, type GlobalRateLimiter } from '../proxy/src/ratelimit/global-rate-limiter.js';
 import { ProxyMetrics } from '../proxy/src/telemetry/metrics.js';
-import { localRateLimiters } from './support/local-rate-limiter.js';
+import { localRateLimiters } from '../proxy/src/policy/token-bucket.js';
+import type { RateLimiterFactory } from '../proxy/src/policy/rate-limiter.js';
 import { startRedis, waitFor, type RealServer } from './support/servers.js';
 
 const RATE = 200;
@@ -27,7 +28,7 @@ before(async () => {
   redis = await startRedis();
   for (let i = 1; i <= 3; i++) {
     const metrics = new ProxyMetrics();
-    const factory = await globalRateLimiters({ local: localRateLimiters(), redisUrl: redis.url, proxyId: `proxy-${i}`, metrics });
+    const factory = await globalRateLimiters({ local: localRateLimiters, redisUrl: redis.url, proxyId: `proxy-${i}`, metrics });
     proxies.push({ metrics, factory, limiter: factory('query', config) as GlobalRateLimiter });
   }
   await waitFor('backends up', async () => proxies.every((p) => p.factory.backend!.up));
@@ -114,7 +115,7 @@ test('Redis killed: no errors, each proxy falls back to its share, counted; Redi
 
 test('light traffic is never refused while a lease is on its way (first requests spend on credit)', async () => {
   const metrics = new ProxyMetrics();
-  const factory = await globalRateLimiters({ local: localRateLimiters(), redisUrl: redis.url, proxyId: 'light', metrics });
+  const factory = await globalRateLimiters({ local: localRateLimiters, redisUrl: redis.url, proxyId: 'light', metrics });
   try {
     await waitFor('backend up', async () => factory.backend!.up);
     const limiter = factory('light', rateLimit.parse({ requestsPerSecond: 50, global: true, key: { header: 'x-client' } }));
@@ -131,10 +132,14 @@ test('light traffic is never refused while a lease is on its way (first requests
 });
 
 test('without a Redis URL, global limits use the local factory', async () => {
-  const local = localRateLimiters();
+  const created: RateLimitConfig[] = [];
+  const local: RateLimiterFactory = (route, cfg) => {
+    created.push(cfg);
+    return localRateLimiters(route, cfg);
+  };
   const factory = await globalRateLimiters({ local, proxyId: 'solo' });
   factory('query', config).close();
   assert.equal(factory.backend, undefined);
-  assert.equal(local.created.length, 1);
-  assert.equal(local.created[0]!.requestsPerSecond, RATE);
+  assert.equal(created.length, 1);
+  assert.equal(created[0]!.requestsPerSecond, RATE);
 });

@@ -5,7 +5,7 @@ export function registerStatus(program: Command): void {
   withApiOptions(
     program
       .command('status')
-      .description('the proxies connected to the control plane (any replica): their service, the version they run, ACK/NACK state and last NACK error'),
+      .description('the proxies connected to the control plane (any replica): their service, the version they run, ACK/NACK state, admin address and last NACK error'),
     { json: true },
   ).action(async (flags: ApiFlags) => {
     try {
@@ -18,7 +18,7 @@ export function registerStatus(program: Command): void {
       else {
         console.log(
           table(
-            ['NODE', 'SERVICE', 'VERSION', 'STATE', 'CONNECTED', 'REPLICA', 'LAST NACK'],
+            ['NODE', 'SERVICE', 'VERSION', 'STATE', 'CONNECTED', 'REPLICA', 'ADMIN', 'LAST NACK'],
             st.proxies.map((p) => [
               p.node,
               p.selector ?? '-',
@@ -26,6 +26,7 @@ export function registerStatus(program: Command): void {
               p.state,
               since(p.connectedSince),
               p.replica,
+              p.adminAddress ?? '-',
               p.lastError ? `version ${p.nackedVersion}: ${p.lastError}` : '-',
             ]),
           ),

@@ -72,6 +72,9 @@ export class AdminServer {
         appliedAt: cur?.appliedAt.toISOString() ?? null,
         draining: rt.draining,
         addresses: rt.addresses,
+        // The stream's state: connecting | connected | disconnected | stopped, since when,
+        // the last error, and the last ACKed and NACKed versions (with the NACK's reasons).
+        controlPlane: rt.controlPlane ? Object.fromEntries(Object.entries(rt.controlPlane.status).map(([k, v]) => [k, v ?? null])) : null,
         config: cur?.config ?? null,
       };
       res.writeHead(200, { 'content-type': 'application/json' });

@@ -13,7 +13,8 @@ import { parseHostPort } from './config/units.js';
 import { DEFAULT_REPLAY_LIMIT } from './exchange.js';
 import { Listener } from './listener.js';
 import { buildChain, POLICY_BUILDERS, type PolicyBuilder } from './policy/chain.js';
-import type { RateLimiterFactory } from './policy/rate-limiter.js';
+import type { RateLimiterFactory, RateLimiterProvider } from './policy/rate-limiter.js';
+import type { ControlPlaneClientStatus } from './config/control-plane-client.js';
 import { StateRegistry } from './policy/state-store.js';
 import { localRateLimiterFactory } from './policy/token-bucket.js';
 import type { PolicyBuildContext } from './policy/types.js';
@@ -37,6 +38,8 @@ export interface StartProxyOptions {
   readonly policies?: readonly PolicyBuilder[];
   /** Where rate-limit tokens come from (default: local token buckets on `clock`; `global: true` limits then count per proxy). */
   readonly rateLimiters?: RateLimiterFactory;
+  /** Gives the rate-limiter factory per applied config (e.g. rebuilt when redis.url changes); wins over rateLimiters. */
+  readonly rateLimiterProvider?: RateLimiterProvider;
   /** Start the admin listener (default true). */
   readonly admin?: boolean;
 }
@@ -51,13 +54,16 @@ export class ProxyRuntime implements ConfigTarget {
   readonly clock: Clock;
   readonly stats: HotStats;
   current: AppliedConfig | undefined;
-  /** False once a drain started: /ready answers 503. */
+  /** True once a config is applied, false again once a drain started: /ready answers 503 while false. */
   ready = false;
+  /** The control-plane stream feeding this proxy, if one does: /config_dump shows its state. */
+  controlPlane: { readonly status: ControlPlaneClientStatus } | undefined;
 
   private readonly clusters = new ClusterRegistry();
   private readonly routeStates = new StateRegistry();
   private readonly policies: readonly PolicyBuilder[];
-  private readonly rateLimiters: RateLimiterFactory;
+  private rateLimiters: RateLimiterFactory;
+  private readonly rateLimiterProvider: RateLimiterProvider | undefined;
   /** Active health checks of the clusters that configure them; follows every applied config. */
   private readonly health: HealthCheckManager;
   private listeners = new Map<string, Listener>();
@@ -77,6 +83,7 @@ export class ProxyRuntime implements ConfigTarget {
     this.stats = new HotStats(this.metrics);
     this.policies = opts.policies ?? POLICY_BUILDERS;
     this.rateLimiters = opts.rateLimiters ?? localRateLimiterFactory(this.clock);
+    this.rateLimiterProvider = opts.rateLimiterProvider;
     this.health = new HealthCheckManager({ clock: this.clock, metrics: this.metrics });
     this.withAdmin = opts.admin ?? true;
     this.stats.addGauge(() => this.updateGauges());
@@ -122,7 +129,16 @@ export class ProxyRuntime implements ConfigTarget {
         newAdmin = undefined;
       }
     }
+    let rateLimiters = this.rateLimiters;
+    if (this.rateLimiterProvider && errors.length === 0) {
+      try {
+        rateLimiters = await this.rateLimiterProvider.forConfig(config);
+      } catch (err) {
+        errors.push(`redis: cannot set up rate limiters: ${(err as Error).message}`);
+      }
+    }
     if (errors.length > 0) {
+      await newAdmin?.close();
       for (const l of fresh) {
         await l.stopAccepting();
         l.destroyAll();
@@ -136,6 +152,7 @@ export class ProxyRuntime implements ConfigTarget {
     // hooks of docs/policies.md run before the new policies are built: ClusterRegistry.sync
     // releases removed clusters (scrape hooks, gauges), StateRegistry.retain closes the rate
     // limiters of removed routes.
+    this.rateLimiters = rateLimiters;
     const clusters = this.clusters.sync(config.clusters);
     for (const c of clusters.values()) ClusterDispatch.of(c, this.clock, this.metrics, this.stats).sync();
     this.routeStates.retain(config.listeners.flatMap((l) => l.routes.map((r) => r.name)));
@@ -168,6 +185,22 @@ export class ProxyRuntime implements ConfigTarget {
     if (!this.drainPromise) this.ready = true;
     this.scheduleSweeper(config);
     return { ok: true, value: applied };
+  }
+
+  /**
+   * Binds the admin listener before any config is applied (a proxy waiting for the control
+   * plane): /ready answers 503 and /config_dump shows the connection until a config arrives.
+   * A config whose admin.address is this same address keeps this listener.
+   */
+  async startAdmin(address: string): Promise<void> {
+    if (this.admin || !this.withAdmin) return;
+    const admin = new AdminServer(this, address);
+    try {
+      await admin.listen();
+    } catch (err) {
+      throw new ProxyStartError([`admin.address: cannot listen on ${address}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+    }
+    this.admin = admin;
   }
 
   private knownDispatch = new Set<ClusterDispatch>();
@@ -328,6 +361,7 @@ export class ProxyRuntime implements ConfigTarget {
     for (const d of this.knownDispatch) d.pools.close();
     await this.admin?.close();
     await this.accessLog?.close();
+    await this.rateLimiterProvider?.close();
   }
 }
 

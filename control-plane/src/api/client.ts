@@ -49,6 +49,8 @@ export interface ProxyStatus {
   lastError: string | null;
   nackedVersion: string | null;
   connectedSince: string;
+  /** The proxy's admin listener host:port (from its node metadata), or null if it sent none. */
+  adminAddress: string | null;
   updatedAt: string;
 }
 

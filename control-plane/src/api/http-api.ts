@@ -3,6 +3,7 @@
 //   POST /v1/apply      {document: YAML text or object, comment?, author?}  -> 201 revision | 400 {errors}
 //   POST /v1/rollback   {revision, comment?, author?}                       -> 201 revision (a new one)
 //   GET  /v1/status                                                          -> proxies and replicas
+//   GET  /api/status                                                         -> the same (what `tsmesh stat --server` reads)
 //   GET  /v1/revisions?selector=S&limit=N                                    -> history, newest first
 //   GET  /v1/revisions/N                                                     -> one revision with its document
 //   GET  /v1/diff?from=A[&to=B]                                              -> changes from A to B (or what A changed)
@@ -145,7 +146,7 @@ export function createApiServer(deps: ApiDeps): Server {
       const rev = await store_({ selector: old.selector, document: old.document, author, comment, rollbackOf: n });
       return [201, revisionAnswer(rev, [])];
     }],
-    ['GET', /^\/v1\/status$/, async () => {
+    ['GET', /^\/(?:v1|api)\/status$/, async () => {
       const [proxies, replicas] = await Promise.all([readProxyStatus(deps.pool), readReplicas(deps.pool)]);
       return [200, { replica: deps.replica, proxies, replicas }];
     }],

@@ -33,6 +33,7 @@ interface Stream {
   state: StreamState;
   lastError: string | null;
   nackedVersion: string | null;
+  adminAddress: string | null;
 }
 
 export interface StreamView {
@@ -104,6 +105,7 @@ export class DiscoveryServer {
       state: 'connecting',
       lastError: null,
       nackedVersion: null,
+      adminAddress: null,
     };
     this.streams.set(s.id, s);
     call.on('data', (req: DiscoveryRequest) => this.onRequest(s, req));
@@ -133,6 +135,7 @@ export class DiscoveryServer {
         return;
       }
       s.node = node;
+      s.adminAddress = adminAddressOf(req.node?.metadata?.adminAddress, s.call.getPeer());
       s.version = req.versionInfo;
       s.sentVersion = req.versionInfo;
       this.metrics.connectedProxies.inc();
@@ -200,7 +203,30 @@ export class DiscoveryServer {
       lastError: s.lastError,
       nackedVersion: s.nackedVersion,
       connectedSince: s.connectedSince,
+      adminAddress: s.adminAddress,
     };
     this.status.update(st);
   }
+}
+
+/**
+ * The admin address a proxy reported in its node metadata (`adminAddress`, host:port), as
+ * others can reach it: a wildcard host (0.0.0.0, ::) is replaced by the host the stream comes
+ * from (grpc-js gives the peer as `address:port`, IPv6 unbracketed), since a proxy listening on
+ * every interface is reachable at the address it connected from. Anything that is not
+ * host:port is ignored.
+ */
+export function adminAddressOf(reported: string | undefined, peer: string): string | null {
+  if (!reported) return null;
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):(\d{1,5})$/.exec(reported.trim());
+  if (!m || Number(m[2]) > 65535) return null;
+  const [, host, port] = m as unknown as [string, string, string];
+  if (host !== '0.0.0.0' && !/^\[(::|::0|0:0:0:0:0:0:0:0)\]$/.test(host)) return `${host}:${port}`;
+  const cut = peer.lastIndexOf(':');
+  let from = cut > 0 && /^\d+$/.test(peer.slice(cut + 1)) ? peer.slice(0, cut) : '';
+  if (from.startsWith('[') && from.endsWith(']')) from = from.slice(1, -1);
+  if (from === '' || from === 'unknown') return `${host}:${port}`;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(from);
+  if (mapped) return `${mapped[1]}:${port}`;
+  return from.includes(':') ? `[${from}]:${port}` : `${from}:${port}`;
 }

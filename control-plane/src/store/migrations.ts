@@ -51,6 +51,12 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (replica, stream)
       );`,
   },
+  {
+    version: 3,
+    name: 'proxy admin address',
+    // Where each proxy's admin listener is, for `tsmesh status` and `tsmesh stat --server`.
+    sql: `ALTER TABLE tsmesh_proxy_status ADD COLUMN admin_address text;`,
+  },
 ];
 
 /** Any 64-bit number unique to this purpose: the advisory lock migrations hold. */

@@ -16,6 +16,8 @@ export interface StreamStatus {
   readonly lastError: string | null;
   readonly nackedVersion: string | null;
   readonly connectedSince: Date;
+  /** The proxy's admin listener (host:port) as it reported it in its node metadata, if it did. */
+  readonly adminAddress: string | null;
 }
 
 export interface ProxyStatusRow extends StreamStatus {
@@ -85,10 +87,11 @@ export class ProxyStatusWriter {
     this.gone.clear();
     if (rows.length > 0) {
       await this.pool.query(
-        `INSERT INTO tsmesh_proxy_status (replica, stream, node, selector, version, state, last_error, nacked_version, connected_since, updated_at)
-         SELECT $1, * , now() FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+        `INSERT INTO tsmesh_proxy_status (replica, stream, node, selector, version, state, last_error, nacked_version, connected_since, admin_address, updated_at)
+         SELECT $1, * , now() FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[])
          ON CONFLICT (replica, stream) DO UPDATE SET node = EXCLUDED.node, selector = EXCLUDED.selector, version = EXCLUDED.version,
-           state = EXCLUDED.state, last_error = EXCLUDED.last_error, nacked_version = EXCLUDED.nacked_version, updated_at = now()`,
+           state = EXCLUDED.state, last_error = EXCLUDED.last_error, nacked_version = EXCLUDED.nacked_version,
+           admin_address = EXCLUDED.admin_address, updated_at = now()`,
         [
           this.replica,
           rows.map((r) => r.stream),
@@ -99,6 +102,7 @@ export class ProxyStatusWriter {
           rows.map((r) => r.lastError),
           rows.map((r) => r.nackedVersion),
           rows.map((r) => r.connectedSince),
+          rows.map((r) => r.adminAddress),
         ],
       );
     }
@@ -128,6 +132,7 @@ interface StatusRow {
   last_error: string | null;
   nacked_version: string | null;
   connected_since: Date;
+  admin_address: string | null;
   updated_at: Date;
 }
 
@@ -148,6 +153,7 @@ export async function readProxyStatus(pool: pg.Pool): Promise<ProxyStatusRow[]> 
     lastError: r.last_error,
     nackedVersion: r.nacked_version,
     connectedSince: r.connected_since,
+    adminAddress: r.admin_address,
     updatedAt: r.updated_at,
   }));
 }

@@ -33,6 +33,8 @@ export interface ControlPlaneBoot {
 export interface BootOptions extends Omit<ControlPlaneClientOptions, 'target' | 'bootstrap' | 'cache'> {
   /** Longest wait for the first snapshot before falling back to the disk cache (default 5 s). */
   readonly initialFetchTimeoutMs?: number;
+  /** Called with the client before it starts (e.g. to show its status while the first snapshot is awaited). */
+  readonly onClient?: (client: ControlPlaneClient) => void;
 }
 
 /** True when a validated config is a bootstrap (its listeners come from the control plane). */
@@ -53,26 +55,76 @@ export function checkBootstrap(config: ProxyConfig, raw: Record<string, unknown>
   return errors.length > 0 ? { ok: false, errors } : { ok: true, value: config };
 }
 
-export async function loadBootstrapFile(path: string): Promise<ValidationResult<ProxyConfig>> {
+/**
+ * Values given on the command line (or their environment twins) for the bootstrap's
+ * controlPlane block; each wins over the file's. `node` lets a Kubernetes pod pass its own
+ * name (`--node $(POD_NAME)`) to a bootstrap shared by all replicas.
+ */
+export interface BootstrapOverrides {
+  readonly address?: string;
+  readonly node?: string;
+  readonly token?: string;
+  readonly cacheDir?: string;
+}
+
+/** What `tsmesh proxy --config FILE` runs: a full config file, or a bootstrap naming the control plane. */
+export type ProxyFile = { readonly kind: 'static' | 'bootstrap'; readonly config: ProxyConfig };
+
+const OVERRIDE_FLAGS: Record<keyof BootstrapOverrides, string> = { address: '--control-plane', node: '--node', token: '--token', cacheDir: '--cache-dir' };
+
+/**
+ * Reads a proxy's file: a bootstrap when it has a controlPlane block or the control plane's
+ * address is given as an override, else a static config. Overrides fill the controlPlane block
+ * before validation, so a bootstrap without `node` is valid when `--node` gives it.
+ */
+export async function loadProxyFile(path: string, overrides: BootstrapOverrides = {}): Promise<ValidationResult<ProxyFile>> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
     return { ok: false, errors: [`${path}: ${(err as Error).message}`] };
   }
-  const raw = parseYaml(text, path);
-  if (!raw.ok) return raw;
-  const checked = validateConfig(raw.value);
-  if (!checked.ok) return checked;
-  return checkBootstrap(checked.value, typeof raw.value === 'object' && raw.value !== null ? (raw.value as Record<string, unknown>) : {});
+  const parsed = parseYaml(text, path);
+  if (!parsed.ok) return parsed;
+  const raw: Record<string, unknown> = typeof parsed.value === 'object' && parsed.value !== null && !Array.isArray(parsed.value) ? { ...(parsed.value as Record<string, unknown>) } : {};
+  const bootstrap = raw.controlPlane !== undefined || overrides.address !== undefined;
+  if (!bootstrap) {
+    const checked = validateConfig(parsed.value);
+    return checked.ok ? { ok: true, value: { kind: 'static', config: checked.value } } : checked;
+  }
+  const given = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined && v !== ''));
+  if (typeof raw.controlPlane === 'object' && raw.controlPlane !== null && !Array.isArray(raw.controlPlane)) {
+    raw.controlPlane = { ...(raw.controlPlane as Record<string, unknown>), ...given };
+  } else if (raw.controlPlane === undefined || raw.controlPlane === null) {
+    raw.controlPlane = given;
+  }
+  const checked = validateConfig(raw);
+  if (!checked.ok) {
+    // Fields that can come from a flag say so, so that an operator knows both ways to give them.
+    const errors = checked.errors.map((e) => {
+      const m = /^controlPlane\.(address|node|token|cacheDir): is required$/.exec(e);
+      return m ? `${e} (in the file, or with ${OVERRIDE_FLAGS[m[1] as keyof BootstrapOverrides]})` : e;
+    });
+    return { ok: false, errors };
+  }
+  const r = checkBootstrap(checked.value, raw);
+  return r.ok ? { ok: true, value: { kind: 'bootstrap', config: r.value } } : r;
+}
+
+export async function loadBootstrapFile(path: string, overrides: BootstrapOverrides = {}): Promise<ValidationResult<ProxyConfig>> {
+  const r = await loadProxyFile(path, overrides);
+  if (!r.ok) return r;
+  if (r.value.kind !== 'bootstrap') return { ok: false, errors: ['controlPlane: is required in a bootstrap file'] };
+  return { ok: true, value: r.value.config };
 }
 
 export async function startFromControlPlane(bootstrap: ProxyConfig, target: ConfigTarget, opts: BootOptions = {}): Promise<ControlPlaneBoot> {
   const cp = bootstrap.controlPlane;
   if (!cp) throw new Error('startFromControlPlane: the bootstrap config has no controlPlane');
   const cache = cp.cacheDir ? new DiskCache(cp.cacheDir) : undefined;
+  const { onClient, initialFetchTimeoutMs, ...clientOpts } = opts;
   const client = new ControlPlaneClient({
-    ...opts,
+    ...clientOpts,
     target,
     cache,
     bootstrap: { admin: { address: bootstrap.admin.address }, controlPlane: { address: cp.address, node: cp.node, token: cp.token, cacheDir: cp.cacheDir } },
@@ -84,12 +136,13 @@ export async function startFromControlPlane(bootstrap: ProxyConfig, target: Conf
       if (s.lastAckedVersion !== undefined) resolve('applied');
       else if (s.state === 'disconnected' || s.state === 'stopped') resolve('unreachable');
     });
-    const timer = setTimeout(() => resolve('unreachable'), opts.initialFetchTimeoutMs ?? 5000);
+    const timer = setTimeout(() => resolve('unreachable'), initialFetchTimeoutMs ?? 5000);
     cleanup = () => {
       unsubscribe();
       clearTimeout(timer);
     };
   });
+  onClient?.(client);
   client.start();
   const outcome = await firstOutcome;
   cleanup();

@@ -122,3 +122,28 @@ test('policy field for sub-1/s rates, and hostile keys are bounded', () => {
 test('no rateLimit block, no policy', () => {
   assert.equal(buildRateLimit(harness().build()), undefined);
 });
+
+test('a new limiter factory (the proxy made one for a new redis.url) replaces the route limiter; the same factory keeps it', async () => {
+  const h = harness({ route: { rateLimit: { requestsPerSecond: 1, burst: 1 } } });
+  const made: Array<{ factory: string; closed: boolean }> = [];
+  const factoryNamed = (factory: string): RateLimiterFactory => (name, cfg) => {
+    const inner = localRateLimiterFactory(h.clock)(name, cfg);
+    const entry = { factory, closed: false };
+    made.push(entry);
+    return { take: (k) => inner.take(k), close: () => (entry.closed = true) };
+  };
+  const a = factoryNamed('a');
+  const b = factoryNamed('b');
+  const routes = new StateRegistry();
+  const bottom: Handler = async () => upstreamResponse(200, h.cluster.endpoints[0]!);
+  const build = (f: RateLimiterFactory) => buildRateLimit(h.build({ rateLimiters: f, routeState: routes.of('query') }))!(bottom);
+
+  const first = build(a);
+  assert.equal((await first(h.ctx())).status, 200);
+  build(a);
+  assert.equal(made.length, 1, 'same factory, same block: the bucket survives the swap');
+  const second = build(b);
+  assert.deepEqual(made, [{ factory: 'a', closed: true }, { factory: 'b', closed: false }]);
+  assert.equal((await second(h.ctx())).status, 200, 'a fresh bucket from the new factory');
+  assert.equal((await first(h.ctx())).status, 429, 'the old snapshot still gets answers from its (closed) limiter');
+});

@@ -14,13 +14,14 @@
 //
 // The limiter comes from b.rateLimiters (local token buckets, or Redis-backed global limits
 // for `global: true`) and is kept in the route's state, so buckets survive config swaps while
-// the rateLimit block stays the same. It is closed when the block changes, when the route
+// the rateLimit block and the factory stay the same (the proxy gives a new factory when the
+// config's Redis URL changes). It is closed when either changes, when the route
 // drops its rateLimit block, and when the route leaves the config (StateRegistry.retain
 // disposes the route's state). Requests still finishing on the old snapshot may call take()
 // after close(); a limiter must still answer them.
 import { createHash } from 'node:crypto';
 import type { RateLimitConfig } from '../config/schema.js';
-import type { RateLimiter } from './rate-limiter.js';
+import type { RateLimiter, RateLimiterFactory } from './rate-limiter.js';
 import type { DisposableState } from './state-store.js';
 import { burstOf } from './token-bucket.js';
 import type { Outcome, Policy, PolicyBuildContext } from './types.js';
@@ -33,11 +34,13 @@ const MAX_KEY_LENGTH = 128;
 class RouteLimiter implements DisposableState {
   configKey = '';
   limiter: RateLimiter | undefined;
+  factory: RateLimiterFactory | undefined;
 
   dispose(): void {
     const l = this.limiter;
     this.limiter = undefined;
     this.configKey = '';
+    this.factory = undefined;
     l?.close();
   }
 }
@@ -50,10 +53,11 @@ export function buildRateLimit(b: PolicyBuildContext): Policy | undefined {
   }
   const held = b.routeState.stateOf('rate-limit', () => new RouteLimiter());
   const configKey = JSON.stringify(cfg);
-  if (!held.limiter || held.configKey !== configKey) {
+  if (!held.limiter || held.configKey !== configKey || held.factory !== b.rateLimiters) {
     held.limiter?.close();
     held.limiter = b.rateLimiters(b.route.name, cfg);
     held.configKey = configKey;
+    held.factory = b.rateLimiters;
   }
   const limiter = held.limiter;
   const keyHeader = cfg.key?.header;

@@ -83,6 +83,8 @@ export class RedisLeaseBackend {
   private readonly redis: RedisWithLease;
   private failedUntil = 0;
   private wasUp = false;
+  /** A closed backend (e.g. replaced after a redis.url change) no longer reports its state. */
+  private closed = false;
   /** Lease calls made: Redis sees this many commands for all the requests decided locally. */
   calls = 0;
   failures = 0;
@@ -113,6 +115,7 @@ export class RedisLeaseBackend {
   }
 
   private observe(why: string): void {
+    if (this.closed) return;
     const up = this.up;
     if (up === this.wasUp) return;
     this.wasUp = up;
@@ -148,6 +151,7 @@ export class RedisLeaseBackend {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.redis.disconnect();
   }
 }
