@@ -4,7 +4,7 @@
 // process left behind (every descendant it had while running is gone).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,6 +82,8 @@ async function waitForOutput(demo: Demo, pattern: RegExp, timeoutMs: number): Pr
 
 describe('tsmesh demo', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tsmesh-demo-test-'));
+  // As root the embedded PostgreSQL runs as "postgres", which must be able to enter it.
+  chmodSync(dir, 0o755);
   const strays: number[] = [];
   after(() => {
     for (const pid of strays) if (alive(pid)) process.kill(pid, 'SIGKILL');
@@ -108,10 +110,14 @@ describe('tsmesh demo', () => {
       assert.equal(q.json.query, 'test');
       assert.ok(q.json.count > 0, q.text);
 
-      // Both instances answer through the edge (the edge balances across the sidecars).
-      const names = new Set<string>();
-      for (let i = 0; i < 20 && names.size < 2; i++) names.add((await request(`http://127.0.0.1:${port}/health`)).json.instance);
-      assert.deepEqual([...names].sort(), ['gateway-1', 'gateway-2']);
+      // The config came through the control plane: every proxy runs an acknowledged version.
+      const api = /control plane +API (http:\/\/[\d.:]+)/.exec(out)?.[1];
+      assert.ok(api, out);
+      const token = readFileSync(join(dir, 'a', 'token'), 'utf8').trim();
+      const status = await request(`${api}/v1/status`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(status.status, 200, status.text);
+      const proxies = (status.json.proxies as Array<{ node: string; state: string }>).map((p) => `${p.node} ${p.state}`).sort();
+      assert.deepEqual(proxies, ['edge acked', 'gateway-1 acked', 'gateway-2 acked']);
 
       pids = descendants(demo.child.pid!);
       strays.push(...pids);
@@ -119,7 +125,9 @@ describe('tsmesh demo', () => {
       assert.ok(pids.length >= 7, `descendants: ${pids.length}`);
 
       demo.child.kill('SIGINT');
-      const code = await Promise.race([demo.exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 90_000))]);
+      let timer: NodeJS.Timeout | undefined;
+      const code = await Promise.race([demo.exited, new Promise<string>((r) => (timer = setTimeout(() => r('timeout'), 90_000)))]);
+      clearTimeout(timer);
       assert.equal(code, 0, demo.output());
       assert.match(demo.output(), /stopped/);
       // Nothing left: every process the demo had is gone.

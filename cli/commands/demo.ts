@@ -1,7 +1,7 @@
 // `tsmesh demo` (npm start): the whole mesh on this machine, the config applied through the
 // control plane, the original report's curl commands printed, Ctrl-C stops it all in order.
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { relative } from 'node:path';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { startMesh, PortInUseError, type RunningMesh } from '../../examples/demo/mesh.js';
 import { TEMPLATE_DIR } from '../../examples/demo/documents.js';
 import type { OutputSink } from '../../examples/demo/processes.js';
@@ -66,12 +66,18 @@ function flagOf(what: string): string {
   return '';
 }
 
+/** A path as short as it can be said from here: relative below the working directory, else absolute. */
+function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
+}
+
 function banner(m: RunningMesh, f: DemoFlags): string {
   const edgePort = new URL(m.edgeUrl).port;
   const base = `http://localhost:${edgePort}`;
-  const cli = 'node dist/cli/tsmesh.js';
-  const tokenFile = relative(process.cwd(), m.controlPlane.tokenFile) || m.controlPlane.tokenFile;
-  const templates = relative(process.cwd(), TEMPLATE_DIR) || TEMPLATE_DIR;
+  const cli = `node ${shown(process.argv[1] ?? 'dist/cli/tsmesh.js')}`;
+  const tokenFile = shown(m.controlPlane.tokenFile);
+  const templates = shown(TEMPLATE_DIR.replace(/\/$/, ''));
   const rows = [
     ['edge', m.edgeUrl, `admin ${m.edgeAdminUrl}`],
     ...m.instances.map((i) => [i.node, `sidecar ${i.sidecarUrl}`, `admin ${i.adminUrl}`, `app ${i.appUrl}`]),
@@ -81,11 +87,10 @@ function banner(m: RunningMesh, f: DemoFlags): string {
   const w1 = Math.max(...rows.map((r) => r[1]!.length));
   const w2 = Math.max(...rows.map((r) => (r[2] ?? '').length));
   const table = rows.map((r) => `  ${r[0]!.padEnd(w0)}  ${r[1]!.padEnd(w1)}  ${(r[2] ?? '').padEnd(w2)}  ${r[3] ?? ''}`.trimEnd());
-  const sidecarAdmins = m.instances.map((i) => new URL(i.adminUrl).host).join(' ');
   return [
     '',
     `tsmesh demo is up: ${m.instances.length} gateway instance${m.instances.length === 1 ? '' : 's'}, each behind its own tsmesh sidecar, behind the tsmesh edge on ${m.edgeUrl}.`,
-    `Data: ${m.embeddedDatabase ? `embedded PostgreSQL under ${relative(process.cwd(), f.dataDir) || f.dataDir}` : 'PostgreSQL at DATABASE_URL'}; ${f.redisUrl ? 'Redis at REDIS_URL (query cache, global rate limits)' : 'in-process query caches, local rate limits (set REDIS_URL for Redis)'}.`,
+    `Data: ${m.embeddedDatabase ? `embedded PostgreSQL under ${shown(resolve(f.dataDir))}` : 'PostgreSQL at DATABASE_URL'}; ${f.redisUrl ? 'Redis at REDIS_URL (query cache, global rate limits)' : 'in-process query caches, local rate limits (set REDIS_URL for Redis)'}.`,
     '',
     "The original report's commands, against the edge:",
     `  curl ${base}/health`,
@@ -102,7 +107,7 @@ function banner(m: RunningMesh, f: DemoFlags): string {
     `  export TSMESH_SERVER=${m.controlPlane.httpUrl} TSMESH_TOKEN=$(cat ${tokenFile})`,
     `  ${cli} status                  # every proxy, the version it runs, ACK/NACK`,
     `  ${cli} history                 # the revisions applied`,
-    `  ${cli} stat --admin ${new URL(m.edgeAdminUrl).host} ${sidecarAdmins} -w`,
+    `  ${cli} stat -w                 # live traffic per route: success, req/s, latency, rejections`,
     `  curl ${m.edgeAdminUrl}/metrics`,
     '',
     'Ctrl-C stops everything (the edge drains first).',

@@ -28,6 +28,11 @@ import { MeshProcess, type OutputSink } from './processes.js';
  */
 export const ONE_HOST_DRAIN = { drain: { delay: '0s', timeout: '10s' } };
 
+/** Settings the children take from the environment; they get theirs as flags instead. */
+const NO_INHERITED_SETTINGS = Object.fromEntries(
+  ['DATABASE_URL', 'REDIS_URL', 'TSMESH_TOKEN', 'TSMESH_NODE', 'TSMESH_CONTROL_PLANE', 'TSMESH_CACHE_DIR', 'TSMESH_GRPC', 'TSMESH_HTTP', 'TSMESH_DATA_DIR', 'TSMESH_REPLICA'].map((k) => [k, undefined]),
+) as Record<string, undefined>;
+
 const POSTGRES_PROCESS = fileURLToPath(new URL('./embedded-postgres-process.js', import.meta.url));
 
 export interface MeshOptions {
@@ -207,7 +212,7 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
   let up = false;
   const spawnChild = (name: string, args: string[], extra: { script?: string; env?: Record<string, string | undefined> } = {}) => {
     // The children get URLs as flags; what the parent's environment says must not leak in.
-    const p = new MeshProcess({ name, args, script: extra.script, env: { DATABASE_URL: undefined, REDIS_URL: undefined, TSMESH_TOKEN: undefined, ...extra.env } }, sink);
+    const p = new MeshProcess({ name, args, script: extra.script, env: { ...NO_INHERITED_SETTINGS, ...extra.env } }, sink);
     processes.push(p);
     void p.exited.then(({ code, signal }) => {
       if (up) o.onUnexpectedExit?.(p, code, signal);
