@@ -67,7 +67,8 @@ function openStream(address: string, node: string, onAck: () => void): SimStream
     onAck();
   });
   call.on('error', () => {});
-  call.write({ node: { id: node, metadata: {} }, versionInfo: '', responseNonce: '', errorDetail: undefined });
+  // Like a real proxy, it reports its admin address (kept per stream in the status).
+  call.write({ node: { id: node, metadata: { adminAddress: `127.0.0.1:${15000 + (Number(node.slice(node.lastIndexOf('-') + 1)) % 50000)}` } }, versionInfo: '', responseNonce: '', errorDetail: undefined });
   return s;
 }
 

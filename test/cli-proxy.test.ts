@@ -65,6 +65,17 @@ test('tsmesh proxy --help explains its flags', () => {
   assert.equal(r.status, 0);
   assert.match(r.stdout, /--config <file>/);
   assert.match(r.stdout, /SIGTERM/);
+  for (const flag of ['--node <name>', '--token <token>', '--control-plane <address>', '--cache-dir <dir>']) assert.ok(r.stdout.includes(flag), flag);
+  assert.match(r.stdout, /env: TSMESH_NODE/);
+});
+
+test('tsmesh proxy with a bootstrap lacking a node name says where to give it, and exits non-zero', () => {
+  const file = join(dir, 'bootstrap.yaml');
+  writeFileSync(file, 'admin: { address: 127.0.0.1:0 }\ncontrolPlane: { address: 127.0.0.1:1 }\n');
+  const { TSMESH_NODE: _, ...env } = process.env;
+  const r = spawnSync(process.execPath, [cli, 'proxy', '--config', file], { encoding: 'utf8', timeout: 20_000, env });
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr, `${file}: 1 problem\n  controlPlane.node: is required (in the file, or with --node)\n`);
 });
 
 test('tsmesh proxy serves, prints its addresses, and drains on SIGTERM (exit 0)', async () => {

@@ -10,21 +10,17 @@
 // In both cases rate limits come from ProxyRateLimiters: `global: true` limits count in the
 // config's Redis (rebuilt when redis.url changes between snapshots), others locally.
 import { hostname } from 'node:os';
-import type { Clock } from './clock.js';
 import { startFromControlPlane, type BootOptions, type ControlPlaneBoot } from './config/bootstrap.js';
 import type { ProxyConfig } from './config/schema.js';
-import type { PolicyBuilder } from './policy/chain.js';
 import type { RateLimiterFactory } from './policy/rate-limiter.js';
 import { ProxyRateLimiters } from './ratelimit/proxy-rate-limiters.js';
-import { ProxyRuntime, ProxyStartError } from './runtime.js';
+import { ProxyRuntime, ProxyStartError, type StartProxyOptions } from './runtime.js';
 import { ProxyMetrics } from './telemetry/metrics.js';
 
-export interface RunProxyOptions {
+/** The runtime's own options pass through (metrics, clock, policies, and whatever it gains). */
+export interface RunProxyOptions extends Omit<StartProxyOptions, 'config' | 'version' | 'source' | 'rateLimiters' | 'rateLimiterProvider'> {
   /** This proxy's name among those sharing global rate limits (default: the control-plane node, else host-pid). */
   readonly proxyId?: string;
-  readonly metrics?: ProxyMetrics;
-  readonly clock?: Clock;
-  readonly policies?: readonly PolicyBuilder[];
   /** Local limiters, for non-global limits and the global ones' fallback (default: token buckets). */
   readonly localRateLimiters?: RateLimiterFactory;
   /** REDIS_URL is read here when a config has no redis.url (default process.env). */
@@ -71,10 +67,16 @@ function running(runtime: ProxyRuntime, rateLimiters: ProxyRateLimiters, control
   };
 }
 
-function rateLimitersFor(proxyId: string, runtime: { metrics: ProxyMetrics }, opts: RunProxyOptions): ProxyRateLimiters {
+/** The runtime's options out of ours (what is left once ours are taken out). */
+function runtimeOptions(opts: RunProxyOptions & { version?: string; boot?: unknown; onAdmin?: unknown }): Omit<StartProxyOptions, 'config'> {
+  const { proxyId: _p, localRateLimiters: _l, env: _e, rateLimiterGraceMs: _g, log: _log, version: _v, boot: _b, onAdmin: _o, ...runtime } = opts;
+  return runtime;
+}
+
+function rateLimitersFor(proxyId: string, metrics: ProxyMetrics, opts: RunProxyOptions): ProxyRateLimiters {
   return new ProxyRateLimiters({
     proxyId,
-    metrics: runtime.metrics,
+    metrics,
     local: opts.localRateLimiters,
     env: opts.env,
     graceMs: opts.rateLimiterGraceMs,
@@ -85,8 +87,8 @@ function rateLimitersFor(proxyId: string, runtime: { metrics: ProxyMetrics }, op
 /** Runs a proxy on a static config; rejects with ProxyStartError listing every reason it cannot start. */
 export async function runStaticProxy(config: ProxyConfig, opts: RunProxyOptions & { version?: string } = {}): Promise<RunningProxy> {
   const metrics = opts.metrics ?? new ProxyMetrics();
-  const rateLimiters = rateLimitersFor(opts.proxyId ?? `${hostname()}-${process.pid}`, { metrics }, opts);
-  const runtime = new ProxyRuntime({ metrics, clock: opts.clock, policies: opts.policies, rateLimiterProvider: rateLimiters });
+  const rateLimiters = rateLimitersFor(opts.proxyId ?? `${hostname()}-${process.pid}`, metrics, opts);
+  const runtime = new ProxyRuntime({ ...runtimeOptions(opts), metrics, rateLimiterProvider: rateLimiters });
   const r = await runtime.apply(config, { version: opts.version ?? 'file', source: 'file' });
   if (!r.ok) {
     await runtime.close();
@@ -112,8 +114,8 @@ export async function runControlPlaneProxy(
   const cp = bootstrap.controlPlane;
   if (!cp) throw new Error('runControlPlaneProxy: the bootstrap has no controlPlane');
   const metrics = opts.metrics ?? new ProxyMetrics();
-  const rateLimiters = rateLimitersFor(opts.proxyId ?? cp.node, { metrics }, opts);
-  const runtime = new ProxyRuntime({ metrics, clock: opts.clock, policies: opts.policies, rateLimiterProvider: rateLimiters });
+  const rateLimiters = rateLimitersFor(opts.proxyId ?? cp.node, metrics, opts);
+  const runtime = new ProxyRuntime({ ...runtimeOptions(opts), metrics, rateLimiterProvider: rateLimiters });
   metrics.controlPlaneConnected.set(0);
   try {
     await runtime.startAdmin(bootstrap.admin.address);
@@ -123,14 +125,20 @@ export async function runControlPlaneProxy(
   }
   const adminAddress = runtime.addresses.admin;
   if (adminAddress) opts.onAdmin?.(adminAddress);
-  const boot = await startFromControlPlane(bootstrap, runtime, {
-    ...opts.boot,
-    metrics,
-    log: opts.log,
-    metadata: { ...opts.boot?.metadata, ...(adminAddress ? { adminAddress } : {}) },
-    onClient: (client) => {
-      runtime.controlPlane = client;
-    },
-  });
+  let boot: ControlPlaneBoot;
+  try {
+    boot = await startFromControlPlane(bootstrap, runtime, {
+      ...opts.boot,
+      metrics,
+      log: opts.log,
+      metadata: { ...opts.boot?.metadata, ...(adminAddress ? { adminAddress } : {}) },
+      onClient: (client) => {
+        runtime.controlPlane = client;
+      },
+    });
+  } catch (err) {
+    await runtime.close();
+    throw err;
+  }
   return running(runtime, rateLimiters, boot);
 }

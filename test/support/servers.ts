@@ -6,6 +6,7 @@ import { mkdtempSync, readdirSync, rmSync, chownSync, existsSync } from 'node:fs
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 
 const children = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -46,6 +47,24 @@ function portOpen(port: number): Promise<boolean> {
     });
     s.once('error', () => resolve(false));
   });
+}
+
+/**
+ * The port opens before PostgreSQL has finished starting (it answers "the database system is
+ * starting up" meanwhile): ready means a query is answered.
+ */
+async function acceptsQueries(port: number): Promise<boolean> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 1000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 export interface RealServer {
@@ -117,7 +136,7 @@ export async function startPostgres(): Promise<RealServer> {
     const c = child;
     await waitFor(`postgres on ${port}: ${log.join('')}`, async () => {
       if (c.exitCode !== null) throw new Error(`postgres exited: ${log.join('')}`);
-      return portOpen(port);
+      return (await portOpen(port)) && (await acceptsQueries(port));
     });
   };
   await start();
