@@ -163,6 +163,12 @@ describe('load generator', () => {
     assert.ok(r.latencyMs!.max >= 1500, `max latency ${r.latencyMs!.max} ms does not include the wait`);
   });
 
+  it('open model: maxRequests also bounds requests still waiting for a connection', async () => {
+    const r = await runLoad({ model: 'open', url: `${base}/slow/50`, rate: 200, durationMs: 1000, maxRequests: 10, maxConnections: 1 });
+    assert.equal(r.requests, 10);
+    assert.equal(r.open!.intended, 10);
+  });
+
   it('open model: requests that cannot be sent within the time-out count as time-outs', async () => {
     const r = await runLoad({ model: 'open', url: `${base}/hang`, rate: 100, durationMs: 300, maxConnections: 2, timeoutMs: 150 });
     assert.equal(r.requests, 30);

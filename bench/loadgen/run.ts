@@ -339,7 +339,13 @@ class OpenRun extends Run {
     const now = performance.now();
     const intervalMs = 1000 / this.o.rate;
     const windowEnd = this.start + this.o.durationMs;
+    const max = this.o.maxRequests ?? Number.POSITIVE_INFINITY;
     while (this.canIssue()) {
+      // Requests waiting for a connection were issued but not yet sent: maxRequests counts them.
+      if (this.issued >= max) {
+        this.stopIssuing = true;
+        break;
+      }
       const intended = this.start + this.issued * intervalMs;
       if (intended > now || intended >= windowEnd) break;
       this.issued++;

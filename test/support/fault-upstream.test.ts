@@ -76,6 +76,20 @@ test('an error rate answers that share of requests with the error status and Ret
   });
 });
 
+test('a fate deck deals exactly its share of errors in every deck, at random places', async () => {
+  await withUpstream({ errorRate: 0.2, fateDeck: 10 }, async (u) => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    agents.push(agent);
+    const statuses: number[] = [];
+    for (let i = 0; i < 50; i++) statuses.push((await call(u, { agent })).status!);
+    for (let d = 0; d < 5; d++) {
+      assert.equal(statuses.slice(d * 10, d * 10 + 10).filter((s) => s === 503).length, 2, `deck ${d}: ${statuses.slice(d * 10, d * 10 + 10)}`);
+    }
+    const places = (d: number) => statuses.slice(d * 10, d * 10 + 10).join();
+    assert.ok(new Set([0, 1, 2, 3, 4].map(places)).size > 1, 'shuffled, not the same pattern every deck');
+  });
+});
+
 test('latency: fixed, a uniform range, or a distribution', async () => {
   await withUpstream({ latency: 60 }, async (u) => {
     const t = performance.now();
