@@ -8,13 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { runControlPlaneProxy, type RunningProxy } from '../../proxy/src/boot.js';
 import type { ProxyConfig } from '../../proxy/src/config/schema.js';
 import { validateConfig } from '../../proxy/src/config/validate.js';
-import { ATTEMPT_POLICIES, REQUEST_POLICIES } from '../../proxy/src/policy/resilience.js';
+import { POLICY_BUILDERS } from '../../proxy/src/policy/chain.js';
 import { waitFor } from './servers.js';
 
 export const TSMESH = fileURLToPath(new URL('../../cli/tsmesh.js', import.meta.url));
 
-/** The real policy chain in its order (rate limit first), whatever chain.ts's default is. */
-export const ALL_POLICIES = [...REQUEST_POLICIES, ...ATTEMPT_POLICIES];
+/** The real policy chain in its order (rate limit first): chain.ts's default since resilience-e2e wired it. */
+export const ALL_POLICIES = POLICY_BUILDERS;
 
 export function bootstrap(node: string, grpcAddress: string, opts: { token: string; cacheDir?: string; admin?: string }): ProxyConfig {
   const v = validateConfig({
