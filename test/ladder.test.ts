@@ -118,7 +118,7 @@ describe('ladder', () => {
     const files = writeReport(report, dir);
     const md = readFileSync(files.markdown, 'utf8');
     assert.match(md, /\| users \| original report .* \| tsmesh success \| tsmesh p95 ms \| tsmesh req\/s \| tsmesh target met \|/);
-    assert.match(md, /after a socket failure a user pauses 100 ms/);
+    assert.match(md, /after a failed request \(socket failure or an answer >= 400\) a user pauses 100 ms/);
     const header = `| ${DETAIL_COLUMNS.join(' | ')} |`;
     const detail = md.split('\n').slice(md.split('\n').indexOf(header) + 2);
     assert.deepEqual(detail.slice(0, 3).map((l) => l.split(' | ').length), [DETAIL_COLUMNS.length, DETAIL_COLUMNS.length, DETAIL_COLUMNS.length]);

@@ -8,8 +8,9 @@
 // Environment: BASE_URL, STEPS (comma-separated users), STEP_SECONDS (default 5),
 // OPEN_RATE (requests/s, 0 to skip; default 2000), OPEN_SECONDS (default STEP_SECONDS),
 // TIMEOUT (per request, default 10s like the ladder; k6's own default is 60s),
-// DISTINCT_QUERIES (default 1000), ERROR_PAUSE (seconds a VU sleeps after a socket failure:
-// refused, reset, time-out; default 0, k6's own behaviour; the ladder's --error-pause).
+// DISTINCT_QUERIES (default 1000), ERROR_PAUSE (seconds a VU sleeps after a failed request:
+// a socket failure or an answer >= 400; default 0, k6's own behaviour; the ladder's
+// --error-pause).
 //
 // Differences from `npm run bench:ladder`: k6 measures http_req_duration without the
 // connect time and keeps connections per VU the same way; its constant-arrival-rate
@@ -126,9 +127,9 @@ export default function () {
   const cls = classify(res);
   if (cls) errorClass.add(1, { class: cls, reason: res.headers['X-Tsmesh-Reason'] || '' });
   check(res, { 'status 200': (r) => r.status === 200 });
-  // Like the ladder's --error-pause: only after a socket failure (no HTTP answer), only in
-  // the closed steps (an arrival-rate iteration ends here anyway).
-  if (res.status === 0 && ERROR_PAUSE > 0 && exec.scenario.name.startsWith('users_')) sleep(ERROR_PAUSE);
+  // Like the ladder's --error-pause: after a socket failure (status 0) or an error answer,
+  // only in the closed steps (an arrival-rate iteration ends here anyway).
+  if ((res.status === 0 || res.status >= 400) && ERROR_PAUSE > 0 && exec.scenario.name.startsWith('users_')) sleep(ERROR_PAUSE);
 }
 
 function metric(data, key, field) {

@@ -46,13 +46,13 @@ async function runTopology(name: string, s: LadderSettings, log: (line: string) 
     const url = topo.url;
     if (s.warmupMs > 0) {
       log(`[${name}] warm-up ${s.warmupMs} ms (fills the query cache; not reported)`);
-      await load(s, { model: 'closed', url, request: queryRequest(s), users: 20, durationMs: s.warmupMs, timeoutMs: s.timeoutMs, errorBackoffMs: s.errorPauseMs });
+      await load(s, { model: 'closed', url, request: queryRequest(s), users: 20, durationMs: s.warmupMs, timeoutMs: s.timeoutMs, errorBackoffMs: s.errorPauseMs, errorAnswerBackoffMs: s.errorPauseMs });
     }
     await topo.sample?.();
     for (const users of s.steps) {
       await sleep(s.pauseMs);
       log(`[${name}] ${users} users for ${s.stepDurationMs} ms`);
-      const result = await load(s, { model: 'closed', url, request: queryRequest(s), users, durationMs: s.stepDurationMs, timeoutMs: s.timeoutMs, errorBackoffMs: s.errorPauseMs });
+      const result = await load(s, { model: 'closed', url, request: queryRequest(s), users, durationMs: s.stepDurationMs, timeoutMs: s.timeoutMs, errorBackoffMs: s.errorPauseMs, errorAnswerBackoffMs: s.errorPauseMs });
       steps.push({ kind: 'closed', users, result, server: (await topo.sample?.()) ?? {} });
       log(`[${name}]   ${summaryLine(result)}`);
     }

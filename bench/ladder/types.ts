@@ -13,9 +13,10 @@ export interface LadderSettings {
   readonly instances: number;
   readonly timeoutMs: number;
   /**
-   * Closed model: how long a user waits after a socket failure (refused, reset, time-out)
-   * before its next request. 0 like k6, whose VUs loop at once; the phase-1 runs used 100 ms.
-   * An HTTP answer, error or not, is never followed by a pause (k6 does not pause either).
+   * Closed model: how long a user waits after a failed request before its next one: a socket
+   * failure (refused, reset, time-out) or an error answer (status >= 400, tsmesh's 503/429
+   * included), what k6 counts in http_req_failed. 0 like k6, whose VUs loop at once; the
+   * phase-1 runs paused 100 ms after socket failures only.
    */
   readonly errorPauseMs: number;
   readonly distinctQueries: number;
