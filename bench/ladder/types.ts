@@ -49,7 +49,15 @@ export interface TopologyRun {
 export interface LadderReport {
   readonly startedAt: string;
   readonly finishedAt: string;
-  readonly machine: { readonly cpus: number; readonly cpuModel: string; readonly memoryGiB: number; readonly node: string; readonly platform: string };
+  readonly machine: {
+    readonly cpus: number;
+    readonly cpuModel: string;
+    readonly memoryGiB: number;
+    readonly node: string;
+    readonly platform: string;
+    /** Linux net.core.somaxconn: the cap on every listen queue (a listener's backlog is cut to it). */
+    readonly somaxconn?: number;
+  };
   readonly settings: LadderSettings;
   readonly topologies: readonly TopologyRun[];
 }
