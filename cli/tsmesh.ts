@@ -12,6 +12,7 @@ import { registerRollback } from './commands/rollback.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerStat } from './commands/stat.js';
 import { registerProxy } from './commands/proxy.js';
+import { registerDemo } from './commands/demo.js';
 
 const program = new Command('tsmesh')
   .description('A service-mesh sidecar/edge proxy and its gRPC control plane')
@@ -28,6 +29,7 @@ registerRollback(program);
 registerGateway(program);
 registerStat(program);
 registerProxy(program);
+registerDemo(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`tsmesh: ${err instanceof Error ? err.message : String(err)}`);

@@ -94,7 +94,41 @@ describe('ladder', () => {
     for (const s of series) assert.ok(s.children.some((c) => c.name === 'circle'), `points of ${s.attrs['data-series']}`);
   });
 
+  it('runs a short ladder against the tsmesh topology (edge, sidecars, control plane) and writes a well-formed report', async () => {
+    const lines: string[] = [];
+    const report = await runLadder(
+      { topologies: ['tsmesh'], steps: [2, 5], stepDurationMs: 1000, openRate: 40, openDurationMs: 1000, openMaxConnections: 20, instances: 2, warmupMs: 300, pauseMs: 100, seedDocuments: 500, timeoutMs: 5000, errorPauseMs: 100 },
+      (l) => lines.push(l),
+    );
+    const t = report.topologies[0]!;
+    assert.equal(t.error, undefined, `${t.error}\n${lines.join('\n')}`);
+    assert.equal(t.name, 'tsmesh');
+    assert.match(t.description, /behind a tsmesh sidecar, behind the tsmesh edge/);
+    assert.deepEqual(t.steps.map((s) => [s.kind, s.users]), [['closed', 2], ['closed', 5], ['open', 20]]);
+    for (const s of t.steps) {
+      assert.ok(s.result.requests > 0);
+      // A few users on two instances: nothing is refused, reset or rejected.
+      assert.equal(s.result.successPct, 100, JSON.stringify(s.result.errors));
+      // What the proxies counted themselves: the sidecars' adaptive limits.
+      assert.ok(s.server['sidecar limits (sum)']! > 0, JSON.stringify(s.server));
+    }
+    assert.ok(lines.some((l) => /\[tsmesh\] applied 3 documents through the control plane/.test(l)), lines.join('\n'));
+    assert.equal(report.settings.errorPauseMs, 100);
+
+    const files = writeReport(report, dir);
+    const md = readFileSync(files.markdown, 'utf8');
+    assert.match(md, /\| users \| original report .* \| tsmesh success \| tsmesh p95 ms \| tsmesh req\/s \| tsmesh target met \|/);
+    assert.match(md, /after a failed request \(socket failure or an answer >= 400\) a user pauses 100 ms/);
+    const header = `| ${DETAIL_COLUMNS.join(' | ')} |`;
+    const detail = md.split('\n').slice(md.split('\n').indexOf(header) + 2);
+    assert.deepEqual(detail.slice(0, 3).map((l) => l.split(' | ').length), [DETAIL_COLUMNS.length, DETAIL_COLUMNS.length, DETAIL_COLUMNS.length]);
+    assert.match(detail[0]!, /^\| 2 \| \d+ \| \d+ \| 100 % \|.*sidecar limits \(sum\): \d+/);
+    const svg = parseXml(readFileSync(files.svg, 'utf8'));
+    const series = allElements(svg).filter((e) => e.attrs.class === 'series');
+    assert.deepEqual(series.map((s) => s.attrs['data-series']).sort(), ['original report', 'tsmesh', 'tsmesh']);
+  });
+
   it('refuses an unknown topology', async () => {
-    await assert.rejects(runLadder({ topologies: ['istio'] }), /unknown topology "istio"; known: nginx/);
+    await assert.rejects(runLadder({ topologies: ['istio'] }), /unknown topology "istio"; known: nginx, tsmesh/);
   });
 });

@@ -123,6 +123,16 @@ describe('load generator', () => {
     assert.equal(missing.errors.http4xx, 5);
   });
 
+  it('pauses after an error answer only when asked (k6 does not)', async () => {
+    // Timers never fire early: in 450 ms a user pausing 200 ms after each 503 sends at most 3.
+    const paused = await runLoad({ model: 'closed', url: `${base}/shed`, users: 1, durationMs: 450, errorAnswerBackoffMs: 200 });
+    assert.ok(paused.requests >= 1 && paused.requests <= 3, `${paused.requests} requests`);
+    const ok = await runLoad({ model: 'closed', url: `${base}/ok`, users: 1, durationMs: 450, maxRequests: 10, errorAnswerBackoffMs: 200 });
+    assert.equal(ok.requests, 10, 'successes are not followed by a pause');
+    const eager = await runLoad({ model: 'closed', url: `${base}/shed`, users: 1, durationMs: 10_000, maxRequests: 10 });
+    assert.equal(eager.requests, 10);
+  });
+
   it('classifies connection resets', async () => {
     const r = await runLoad({ model: 'closed', url: `${base}/reset`, users: 2, durationMs: 10_000, maxRequests: 6, errorBackoffMs: 0 });
     assert.equal(r.errors.reset, 6);

@@ -8,15 +8,18 @@
 // Environment: BASE_URL, STEPS (comma-separated users), STEP_SECONDS (default 5),
 // OPEN_RATE (requests/s, 0 to skip; default 2000), OPEN_SECONDS (default STEP_SECONDS),
 // TIMEOUT (per request, default 10s like the ladder; k6's own default is 60s),
-// DISTINCT_QUERIES (default 1000).
+// DISTINCT_QUERIES (default 1000), ERROR_PAUSE (seconds a VU sleeps after a failed request:
+// a socket failure or an answer >= 400; default 0, k6's own behaviour; the ladder's
+// --error-pause).
 //
 // Differences from `npm run bench:ladder`: k6 measures http_req_duration without the
 // connect time and keeps connections per VU the same way; its constant-arrival-rate
 // executor drops iterations when it runs out of VUs (reported as dropped_iterations) instead
 // of counting them from their intended time.
 import http from 'k6/http';
-import { check } from 'k6';
+import { check, sleep } from 'k6';
 import { Counter } from 'k6/metrics';
+import exec from 'k6/execution';
 
 const BASE_URL = __ENV.BASE_URL || 'http://localhost:8080';
 const STEPS = (__ENV.STEPS || '10,50,100,200,500,1000,2000,5000').split(',').map((s) => parseInt(s, 10));
@@ -26,6 +29,7 @@ const OPEN_SECONDS = parseInt(__ENV.OPEN_SECONDS || String(STEP_SECONDS), 10);
 const TIMEOUT = __ENV.TIMEOUT || '10s';
 const TIMEOUT_SECONDS = parseInt(TIMEOUT, 10) || 10;
 const DISTINCT_QUERIES = parseInt(__ENV.DISTINCT_QUERIES || '1000', 10);
+const ERROR_PAUSE = parseFloat(__ENV.ERROR_PAUSE || '0');
 
 // The words of examples/gateway/vocabulary.ts: the generated documents are made of them.
 const WORDS = [
@@ -123,6 +127,9 @@ export default function () {
   const cls = classify(res);
   if (cls) errorClass.add(1, { class: cls, reason: res.headers['X-Tsmesh-Reason'] || '' });
   check(res, { 'status 200': (r) => r.status === 200 });
+  // Like the ladder's --error-pause: after a socket failure (status 0) or an error answer,
+  // only in the closed steps (an arrival-rate iteration ends here anyway).
+  if ((res.status === 0 || res.status >= 400) && ERROR_PAUSE > 0 && exec.scenario.name.startsWith('users_')) sleep(ERROR_PAUSE);
 }
 
 function metric(data, key, field) {

@@ -93,9 +93,10 @@ export function renderMarkdown(report: LadderReport, chartFile?: string): string
   out.push(`# Load ladder: ${report.startedAt}`);
   out.push('');
   out.push(
-    `Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGiB} GiB, Node ${report.machine.node} (${report.machine.platform}). ` +
+    `Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGiB} GiB, Node ${report.machine.node} (${report.machine.platform})` +
+      `${report.machine.somaxconn ? `, net.core.somaxconn ${report.machine.somaxconn}` : ''}. ` +
       `Each closed step: N users, one keep-alive connection each, \`POST /query\` with ${s.distinctQueries} distinct varying queries in a loop for ${s.stepDurationMs / 1000} s; ` +
-      `client time-out ${s.timeoutMs / 1000} s; ${s.instances} gateway instances; fresh PostgreSQL and Redis per topology; ${s.warmupMs / 1000} s warm-up not reported.` +
+      `client time-out ${s.timeoutMs / 1000} s; ${s.errorPauseMs ? `after a failed request (socket failure or an answer >= 400) a user pauses ${s.errorPauseMs} ms (k6 does not)` : 'no pause after a failed request (as k6)'}; ${s.instances} gateway instances; fresh PostgreSQL and Redis per topology; ${s.warmupMs / 1000} s warm-up not reported.` +
       (s.openRate > 0 ? ` Open step: ${s.openRate} requests/s for ${s.openDurationMs / 1000} s over at most ${s.openMaxConnections} connections, latency from the intended send time.` : ''),
   );
   out.push('');
@@ -159,7 +160,9 @@ export function renderMarkdown(report: LadderReport, chartFile?: string): string
   out.push('- **p50/p95/p99/max**: latency of 2xx answers, from the moment the request was issued (connect included) or, in the open model, from its intended send time.');
   out.push('- **refused**: ECONNREFUSED. **reset**: ECONNRESET/EPIPE or the connection closed before the whole answer. **client time-out**: no full answer in the client time-out (open model: also requests that never got a connection in time). **other socket**: any other socket error or a malformed answer.');
   out.push('- **HTTP 5xx (app)** / **HTTP 4xx**: error answers without `x-tsmesh-reason` (from the gateway or nginx). **tsmesh 503/429**: answers tsmesh made itself, by `x-tsmesh-reason`, with their own p99.');
-  out.push('- **seen by the topology**: what it counted itself during the step (nginx: non-2xx statuses in its access log, such as 499 when a client gave up, and causes from its error log).');
+  out.push(
+    '- **seen by the topology**: what it counted itself during the step (nginx: non-2xx statuses in its access log, such as 499 when a client gave up, and causes from its error log; tsmesh: rejections by reason at the edge and the sidecars, retries, ejections, the sidecars\' adaptive limits), and the kernel\'s listen queue overflows on the whole machine (a connection dropped that way is retried by the client\'s kernel after 1 s, 3 s, ...: seconds of latency, not an error).',
+  );
   out.push('');
   out.push('More in docs/benchmarks.md.');
   out.push('');

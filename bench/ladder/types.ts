@@ -12,6 +12,13 @@ export interface LadderSettings {
   readonly openMaxConnections: number;
   readonly instances: number;
   readonly timeoutMs: number;
+  /**
+   * Closed model: how long a user waits after a failed request before its next one: a socket
+   * failure (refused, reset, time-out) or an error answer (status >= 400, tsmesh's 503/429
+   * included), what k6 counts in http_req_failed. 0 like k6, whose VUs loop at once; the
+   * phase-1 runs paused 100 ms after socket failures only.
+   */
+  readonly errorPauseMs: number;
   readonly distinctQueries: number;
   readonly warmupMs: number;
   readonly pauseMs: number;
@@ -42,7 +49,15 @@ export interface TopologyRun {
 export interface LadderReport {
   readonly startedAt: string;
   readonly finishedAt: string;
-  readonly machine: { readonly cpus: number; readonly cpuModel: string; readonly memoryGiB: number; readonly node: string; readonly platform: string };
+  readonly machine: {
+    readonly cpus: number;
+    readonly cpuModel: string;
+    readonly memoryGiB: number;
+    readonly node: string;
+    readonly platform: string;
+    /** Linux net.core.somaxconn: the cap on every listen queue (a listener's backlog is cut to it). */
+    readonly somaxconn?: number;
+  };
   readonly settings: LadderSettings;
   readonly topologies: readonly TopologyRun[];
 }

@@ -39,6 +39,7 @@ interface Flags {
   timeout: number;
   think?: number;
   errorBackoff?: number;
+  errorAnswerBackoff?: number;
   rampUp?: number;
   maxConnections?: number;
   pretty?: boolean;
@@ -56,7 +57,7 @@ export function plainOptionsFromFlags(f: Flags): PlainLoadOptions {
   const common = { url: f.url, request, durationMs: f.duration, maxRequests: f.requests, timeoutMs: f.timeout };
   if (f.users !== undefined) {
     if (!Number.isInteger(f.users)) throw new Error('--users must be an integer');
-    return { ...common, model: 'closed', users: f.users, thinkTimeMs: f.think, errorBackoffMs: f.errorBackoff, rampUpMs: f.rampUp };
+    return { ...common, model: 'closed', users: f.users, thinkTimeMs: f.think, errorBackoffMs: f.errorBackoff, errorAnswerBackoffMs: f.errorAnswerBackoff, rampUpMs: f.rampUp };
   }
   return { ...common, model: 'open', rate: f.rate!, maxConnections: f.maxConnections };
 }
@@ -75,7 +76,8 @@ const program = new Command('loadgen')
   .option('--requests <n>', 'stop after this many requests', positive)
   .option('--timeout <d>', 'client time-out per request', duration, 10_000)
   .option('--think <d>', 'closed model: pause between a response and the next request', duration)
-  .option('--error-backoff <d>', 'closed model: pause after a failed request', duration)
+  .option('--error-backoff <d>', 'closed model: pause after a socket failure (refused, reset, time-out); default 100ms', duration)
+  .option('--error-answer-backoff <d>', 'closed model: pause after an error answer (status >= 400); default 0 like k6', duration)
   .option('--ramp-up <d>', 'closed model: spread the users\' starts over this long', duration)
   .option('--max-connections <n>', 'open model: connection bound', positive)
   .option('--pretty', 'indent the JSON')

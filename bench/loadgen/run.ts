@@ -35,8 +35,13 @@ export interface ClosedOptions extends CommonOptions {
   readonly users: number;
   /** Pause between a response and the user's next request. */
   readonly thinkTimeMs?: number;
-  /** Pause after a failed request before the next (keeps a refusing server from spinning the client). */
+  /** Pause after a socket failure (refused, reset, time-out) before the next request (default 100 ms: keeps a refusing server from spinning the client). */
   readonly errorBackoffMs?: number;
+  /**
+   * Pause after an error answer (status >= 400, tsmesh's own 503/429 included) before the next
+   * request (default 0: k6 counts such answers as failed and goes on at once).
+   */
+  readonly errorAnswerBackoffMs?: number;
   /** Spread the users' first requests over this long (default: all at once, like `k6 --vus`). */
   readonly rampUpMs?: number;
 }
@@ -109,6 +114,7 @@ function validate(opts: LoadOptions): void {
     if (!Number.isInteger(opts.users) || opts.users < 1) throw new Error(`users must be a positive integer (got ${opts.users})`);
     positive('thinkTimeMs', opts.thinkTimeMs, true);
     positive('errorBackoffMs', opts.errorBackoffMs, true);
+    positive('errorAnswerBackoffMs', opts.errorAnswerBackoffMs, true);
     positive('rampUpMs', opts.rampUpMs, true);
   } else {
     positive('rate', opts.rate);
@@ -287,7 +293,7 @@ class ClosedRun extends Run {
 
   onResponse(c: Connection, r: ParsedResponse): void {
     this.stats.response(r.status, r.reason, performance.now() - this.issuedAt[c.tag]!);
-    this.later(c, this.o.thinkTimeMs ?? 0);
+    this.later(c, r.status >= 400 ? Math.max(this.o.errorAnswerBackoffMs ?? 0, this.o.thinkTimeMs ?? 0) : (this.o.thinkTimeMs ?? 0));
   }
 
   onFailure(c: Connection, cls: ErrorClass, code: string): void {

@@ -1,0 +1,173 @@
+// The mesh's processes: each a child `node dist/cli/tsmesh.js <command>` (or another script
+// of ours) with its output split into lines and handed to one sink with the process's name.
+//
+// Children run in process groups of their own (`detached`), so a Ctrl-C typed in the
+// terminal reaches only the parent, which then stops them in order (edge first, database
+// last) instead of every process racing to exit at once. Whatever is still running when the
+// parent exits is killed (SIGKILL) by an exit hook, so a crash of the parent leaves nothing
+// behind either.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/** The tsmesh CLI, compiled: dist/cli/tsmesh.js. */
+export const TSMESH_CLI = fileURLToPath(new URL('../../cli/tsmesh.js', import.meta.url));
+
+export type OutputStream = 'stdout' | 'stderr';
+export type OutputSink = (process: string, stream: OutputStream, line: string) => void;
+
+export interface ChildSpec {
+  /** Name shown in front of its output and in errors, e.g. "gateway-1". */
+  readonly name: string;
+  /** Script run with this Node binary (default: the tsmesh CLI). */
+  readonly script?: string;
+  readonly args: readonly string[];
+  /** Added to the parent's environment. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+const live = new Set<ChildProcess>();
+let hooked = false;
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.once('exit', () => {
+    for (const c of live) {
+      try {
+        process.kill(-c.pid!, 'SIGKILL');
+      } catch {
+        c.kill('SIGKILL');
+      }
+    }
+  });
+}
+
+/** Lines kept per process for error messages. */
+const KEEP_LINES = 40;
+
+export class MeshProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private readonly recent: string[] = [];
+  private readonly watchers = new Set<(stream: OutputStream, line: string) => void>();
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    readonly spec: ChildSpec,
+    sink: OutputSink,
+  ) {
+    hookExit();
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const [k, v] of Object.entries(spec.env ?? {})) {
+      if (v === undefined) delete env[k];
+      else env[k] = v;
+    }
+    this.child = spawn(process.execPath, [spec.script ?? TSMESH_CLI, ...spec.args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });
+    live.add(this.child);
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        live.delete(this.child);
+        resolve({ code, signal });
+      });
+    });
+    // A spawn failure (no such binary) is an exit as far as callers are concerned.
+    this.child.once('error', (err) => {
+      this.keep('stderr', `cannot start: ${err.message}`);
+      sink(spec.name, 'stderr', `cannot start: ${err.message}`);
+    });
+    for (const stream of ['stdout', 'stderr'] as const) {
+      let buf = '';
+      this.child[stream]!.setEncoding('utf8');
+      this.child[stream]!.on('data', (d: string) => {
+        buf += d;
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          this.keep(stream, line);
+          sink(spec.name, stream, line);
+        }
+      });
+      this.child[stream]!.on('end', () => {
+        if (buf) {
+          this.keep(stream, buf);
+          sink(spec.name, stream, buf);
+          buf = '';
+        }
+      });
+    }
+  }
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  get pid(): number {
+    return this.child.pid ?? 0;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  private keep(stream: OutputStream, line: string): void {
+    this.recent.push(line);
+    if (this.recent.length > KEEP_LINES) this.recent.shift();
+    for (const w of this.watchers) w(stream, line);
+  }
+
+  /** Its last lines of output, for an error message. */
+  tail(): string {
+    return this.recent.length ? this.recent.map((l) => `  ${l}`).join('\n') : '  (no output)';
+  }
+
+  /**
+   * Resolves with the first output line (or the value `match` extracts from it) that `match`
+   * accepts; rejects if the process exits first or nothing matched within timeoutMs.
+   */
+  waitForLine<T>(match: (line: string, stream: OutputStream) => T | undefined, timeoutMs: number, what: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      const finish = (fn: () => void) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.watchers.delete(watch);
+        fn();
+      };
+      const watch = (stream: OutputStream, line: string) => {
+        const v = match(line, stream);
+        if (v !== undefined) finish(() => resolve(v));
+      };
+      const timer = setTimeout(() => finish(() => reject(new Error(`${this.name}: no ${what} within ${timeoutMs / 1000} s; its output:\n${this.tail()}`))), timeoutMs);
+      this.watchers.add(watch);
+      void this.exited.then(({ code, signal }) => finish(() => reject(new Error(`${this.name} exited (${code ?? signal}) before ${what}; its output:\n${this.tail()}`))));
+    });
+  }
+
+  /** SIGTERM (the process drains), then SIGKILL after graceMs. */
+  stop(graceMs: number): Promise<void> {
+    this.stopping ??= (async () => {
+      if (!this.running) return;
+      const kill = setTimeout(() => this.signal('SIGKILL'), graceMs);
+      this.signal('SIGTERM');
+      await this.exited;
+      clearTimeout(kill);
+    })();
+    return this.stopping;
+  }
+
+  /** Signals the process (not its group: a child that owns grandchildren stops them itself). */
+  signal(sig: NodeJS.Signals): void {
+    if (this.running) this.child.kill(sig);
+  }
+
+  /** SIGKILL to its whole process group, at once. */
+  kill(): void {
+    if (!this.child.pid) return;
+    try {
+      process.kill(-this.child.pid, 'SIGKILL');
+    } catch {
+      this.child.kill('SIGKILL');
+    }
+  }
+}
