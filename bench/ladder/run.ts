@@ -9,7 +9,7 @@ import { startBacking, TOPOLOGIES, type Topology } from '../topologies/index.js'
 import type { LadderReport, LadderSettings, StepResult, TopologyRun } from './types.js';
 
 export const DEFAULT_SETTINGS: LadderSettings = {
-  topologies: ['nginx'],
+  topologies: ['nginx', 'tsmesh'],
   steps: [10, 50, 100, 200, 500, 1000, 2000, 5000],
   stepDurationMs: 5000,
   openRate: 2000,
