@@ -1,24 +1,17 @@
-// The OpenTelemetry side of tracing.ts, loaded only when tracing is on. Built from the SDK's
-// parts (the ones @opentelemetry/sdk-node assembles) rather than `NodeSDK.start()`, because
-// NodeSDK registers process-wide globals: a tracer provider, a propagator and an
-// AsyncLocalStorage context manager. Here each proxy owns a provider (its own resource and
-// exporter), contexts are passed explicitly, and nothing global is touched.
+// The OpenTelemetry side of tracing.ts, loaded only when tracing is on. The SDK comes through
+// @opentelemetry/sdk-node (its `tracing` = sdk-trace-base, `resources`, `core`), but assembled
+// here from those parts rather than by `NodeSDK.start()`, because NodeSDK registers
+// process-wide globals: a tracer provider, a propagator, an AsyncLocalStorage context manager
+// and its instrumentations. Here each proxy owns a provider (its own resource and exporter),
+// contexts are passed explicitly, the proxy makes its own spans, and nothing global is touched.
+// Importing sdk-node registers nothing by itself; it does load more modules than sdk-trace-base
+// alone (its log and metric SDKs), once, at startup, and only with tracing on.
 //
 // Sampling is parent-based: a caller's sampled flag is obeyed (sampled stays sampled, unsampled
 // passes through without a span), new traces are sampled at `samplingRatio` by trace id, so
 // every proxy of a mesh takes the same decision for the same trace.
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Span, type SpanContext } from '@opentelemetry/api';
-import { TraceState } from '@opentelemetry/core';
-import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  RandomIdGenerator,
-  TraceIdRatioBasedSampler,
-  type IdGenerator,
-  type SpanExporter,
-} from '@opentelemetry/sdk-trace-base';
+import { core, resources, tracing } from '@opentelemetry/sdk-node';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_CLIENT_PORT,
@@ -55,22 +48,22 @@ const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'P
 
 export async function createOtelTracer(config: TracingConfig, options: TracerOptions): Promise<Tracer> {
   const exporter = options.exporter ?? (await buildExporter(config));
-  const resource = defaultResource().merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName, ...options.resourceAttributes }));
+  const resource = resources.defaultResource().merge(resources.resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName, ...options.resourceAttributes }));
   const ids = new PresetIdGenerator();
-  const provider = new BasicTracerProvider({
+  const provider = new tracing.BasicTracerProvider({
     resource,
     idGenerator: ids,
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.samplingRatio) }),
+    sampler: new tracing.ParentBasedSampler({ root: new tracing.TraceIdRatioBasedSampler(config.samplingRatio) }),
     spanProcessors: [
       // Spans wait in a bounded queue and leave in batches off the request path; when the
       // collector is slow or away the queue drops spans rather than holding memory or requests.
-      new BatchSpanProcessor(exporter, { scheduledDelayMillis: config.exportInterval, maxQueueSize: 4096, maxExportBatchSize: 512, exportTimeoutMillis: config.exportTimeout }),
+      new tracing.BatchSpanProcessor(exporter, { scheduledDelayMillis: config.exportInterval, maxQueueSize: 4096, maxExportBatchSize: 512, exportTimeoutMillis: config.exportTimeout }),
     ],
   });
   return new OtelTracer(provider, ids, config.samplingRatio);
 }
 
-async function buildExporter(config: TracingConfig): Promise<SpanExporter> {
+async function buildExporter(config: TracingConfig): Promise<tracing.SpanExporter> {
   const url = config.endpoint;
   const headers = config.headers;
   const timeoutMillis = config.exportTimeout;
@@ -94,12 +87,12 @@ async function buildExporter(config: TracingConfig): Promise<SpanExporter> {
 }
 
 class OtelTracer implements Tracer {
-  readonly #provider: BasicTracerProvider;
-  readonly tracer: ReturnType<BasicTracerProvider['getTracer']>;
+  readonly #provider: tracing.BasicTracerProvider;
+  readonly tracer: ReturnType<tracing.BasicTracerProvider['getTracer']>;
   readonly #ids: PresetIdGenerator;
   readonly #upperBound: number;
 
-  constructor(provider: BasicTracerProvider, ids: PresetIdGenerator, samplingRatio: number) {
+  constructor(provider: tracing.BasicTracerProvider, ids: PresetIdGenerator, samplingRatio: number) {
     this.#provider = provider;
     this.tracer = provider.getTracer(SCOPE);
     this.#ids = ids;
@@ -117,7 +110,7 @@ class OtelTracer implements Tracer {
         const name = spanName(request.method);
         const remote: SpanContext = { traceId: traceparent.slice(3, 35), spanId: traceparent.slice(36, 52), traceFlags: flags, isRemote: true };
         const tracestate = request.header('tracestate');
-        if (tracestate !== undefined) remote.traceState = new TraceState(tracestate);
+        if (tracestate !== undefined) remote.traceState = new core.TraceState(tracestate);
         const span = this.tracer.startSpan(name, { kind: SpanKind.SERVER }, trace.setSpanContext(ROOT_CONTEXT, remote));
         return new SampledRequest(this, span, name, request, connection, request.header('baggage'));
       }
@@ -144,8 +137,8 @@ class OtelTracer implements Tracer {
 }
 
 /** Random ids, except that the next trace id can be chosen: the one already sampled in startRequest. */
-class PresetIdGenerator implements IdGenerator {
-  readonly random = new RandomIdGenerator();
+class PresetIdGenerator implements tracing.IdGenerator {
+  readonly random = new tracing.RandomIdGenerator();
   preset: string | undefined;
 
   generateTraceId(): string {

@@ -5,7 +5,7 @@ import { context, propagation, trace } from '@opentelemetry/api';
 import { tracing as tracingSchema, type TracingConfig } from '../config/schema.js';
 import { createTracer, traceIdOf, PROPAGATION_HEADERS, type Tracer, type TracedRequest } from './tracing.js';
 import { ratioBucket, ratioUpperBound, splitHostPort, traceparentFlags } from './tracing-otel.js';
-import { RandomIdGenerator, SamplingDecision, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
+import { tracing as otel } from '@opentelemetry/sdk-node';
 import { startOtlpReceiver, type OtlpReceiver } from '../../../test/support/otlp-receiver.js';
 
 let receiver: OtlpReceiver;
@@ -354,13 +354,13 @@ test('traceparentFlags: the W3C rules', () => {
 });
 
 test('the inlined ratio decision is the SDK sampler\'s', () => {
-  const ids = new RandomIdGenerator();
+  const ids = new otel.RandomIdGenerator();
   for (const ratio of [0, 0.01, 0.25, 0.5, 0.999, 1]) {
-    const sdk = new TraceIdRatioBasedSampler(ratio);
+    const sdk = new otel.TraceIdRatioBasedSampler(ratio);
     const bound = ratioUpperBound(ratio);
     for (let i = 0; i < 2000; i++) {
       const id = ids.generateTraceId();
-      assert.equal(ratioBucket(id) < bound, sdk.shouldSample(context.active(), id).decision === SamplingDecision.RECORD_AND_SAMPLED, `${ratio} ${id}`);
+      assert.equal(ratioBucket(id) < bound, sdk.shouldSample(context.active(), id).decision === otel.SamplingDecision.RECORD_AND_SAMPLED, `${ratio} ${id}`);
     }
   }
 });

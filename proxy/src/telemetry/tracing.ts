@@ -26,7 +26,7 @@
 // incoming `traceparent` without the sampled flag): the incoming trace headers then pass through
 // unchanged, exactly as when tracing is off, and nothing else is allocated.
 import type { TracingConfig } from '../config/schema.js';
-import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { tracing } from '@opentelemetry/sdk-node';
 
 /** Request headers the tracer owns: when an attempt span exists, the core sends its headers instead of these. */
 export const PROPAGATION_HEADERS: readonly string[] = ['traceparent', 'tracestate', 'baggage'];
@@ -91,7 +91,7 @@ export interface Tracer {
 
 export interface TracerOptions {
   /** Replaces the OTLP exporter built from the config (tests, benchmarks). */
-  exporter?: SpanExporter;
+  exporter?: tracing.SpanExporter;
   /** Added to the resource, e.g. { 'service.instance.id': nodeName }. */
   resourceAttributes?: Record<string, string>;
 }
