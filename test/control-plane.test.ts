@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { pino } from 'pino';
 import pg from 'pg';
+import Pool from 'pg-pool';
 import { migrate, MIGRATIONS } from '../control-plane/src/store/migrations.js';
 import { startControlPlane, type RunningControlPlane } from '../control-plane/src/control-plane.js';
 import { ApiClient, ApiError } from '../control-plane/src/api/client.js';
@@ -210,7 +211,7 @@ clusters: [{ name: gateway, endpoints: [], loadBalancer: random }]
   });
 
   test('migrations run once: a second run (as another replica starting) applies nothing', async () => {
-    const pool = new pg.Pool({ connectionString: pgServer().url, max: 2 });
+    const pool = new Pool({ connectionString: pgServer().url, max: 2 }, pg.Client);
     try {
       assert.deepEqual(await migrate(pool), []);
       const { rows } = await pool.query<{ version: number }>('SELECT version FROM tsmesh_schema_migrations ORDER BY version');

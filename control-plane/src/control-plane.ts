@@ -3,6 +3,7 @@
 // NOTIFY from other replicas, the gRPC stream server for proxies and the HTTP API.
 import * as grpc from '@grpc/grpc-js';
 import pg from 'pg';
+import Pool from 'pg-pool';
 import { pino, type Logger } from 'pino';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -67,7 +68,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       log.info({ dataDir: opts.dataDir }, 'embedded PostgreSQL started');
     }
 
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: 10, keepAlive: true });
+    const pool = new Pool({ connectionString: databaseUrl, max: 10, keepAlive: true }, pg.Client);
     pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL connection failed'));
     cleanup.push(() => pool.end());
     const applied = await migrate(pool);

@@ -3,6 +3,7 @@
 // full-text search the API serves. PostgreSQL builds the JSON of the rows itself, so the
 // answer travels to the client and to the cache as one string, never re-encoded in JS.
 import pg from 'pg';
+import Pool from 'pg-pool';
 import { generateDocuments } from './seed.js';
 
 export interface DatabaseOptions {
@@ -90,7 +91,7 @@ export class Database {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
     this.seedDocuments = opts.seedDocuments ?? 10_000;
     const queryTimeoutMs = opts.queryTimeoutMs ?? 2000;
-    this.pool = new pg.Pool({
+    this.pool = new Pool({
       connectionString: opts.url,
       max: opts.poolSize ?? 10,
       connectionTimeoutMillis: this.connectTimeoutMs,
@@ -100,7 +101,7 @@ export class Database {
       query_timeout: queryTimeoutMs + 1000,
       application_name: 'tsmesh-gateway',
       keepAlive: true,
-    });
+    }, pg.Client);
     // An idle client whose server went away emits here; unhandled, it would crash the process.
     this.pool.on('error', (err) => opts.onError?.(err));
   }
