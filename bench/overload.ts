@@ -46,7 +46,6 @@
 //          the defaults) --no-retry (the route without its retry block)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
@@ -55,6 +54,7 @@ import { runLoadInChild, type LoadResult } from './loadgen/index.js';
 import { proxyConfig } from '../proxy/src/config/schema.js';
 import { startProxy, type ProxyRuntime } from '../proxy/src/runtime.js';
 import { parsePromText, sumOf } from '../proxy/src/telemetry/prom-text.js';
+import { freePort } from '../proxy/src/net/ports.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -109,17 +109,6 @@ function queueOverride(): Record<string, unknown> {
   if (QUEUE_MAX !== '') q.max = Number(QUEUE_MAX);
   if (QUEUE_TIMEOUT !== '') q.timeout = `${Number(QUEUE_TIMEOUT)}ms`;
   return q;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 interface UpstreamStats {

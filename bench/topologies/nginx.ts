@@ -8,10 +8,10 @@
 // connection per request, as nginx does by default.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitFor } from '../../test/support/servers.js';
+import { freePort, portOpen } from '../../proxy/src/net/ports.js';
+import { waitFor } from '../../test/support/servers.js';
 import { startGatewayFleet } from './gateways.js';
 import type { StartTopology, Topology, TopologyOptions } from './types.js';
 
@@ -67,17 +67,6 @@ ${upstreams.map((p) => `        server 127.0.0.1:${p};`).join('\n')}
     }
 }
 `;
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 /** Reads what a log file gained since the last call. */

