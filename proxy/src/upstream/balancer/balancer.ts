@@ -37,6 +37,26 @@ export function candidates(endpoints: readonly EndpointState[], failed: readonly
   return pool.length > 0 ? pool : endpoints;
 }
 
+/**
+ * The power of two choices among the candidates: two distinct random ones, the lower `cost`
+ * wins (the first drawn on a tie). `cost` is a plain function of the endpoint, not a closure,
+ * so picking allocates nothing beyond the index pair.
+ */
+export function pickOfTwo(
+  endpoints: readonly EndpointState[],
+  failed: readonly EndpointState[],
+  now: number,
+  random: () => number,
+  cost: (ep: EndpointState, now: number) => number,
+): EndpointState | undefined {
+  const pool = candidates(endpoints, failed, now);
+  if (pool.length <= 1) return pool[0];
+  const [a, b] = twoChoices(pool.length, random);
+  const ea = pool[a]!;
+  const eb = pool[b]!;
+  return cost(eb, now) < cost(ea, now) ? eb : ea;
+}
+
 /** Two distinct random indexes in [0, n) (n >= 2). */
 export function twoChoices(n: number, random: () => number): [number, number] {
   const a = Math.floor(random() * n);

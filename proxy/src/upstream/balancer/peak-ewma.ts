@@ -4,7 +4,7 @@
 // Load biasing (issue 3): a 429 or 503 answer is recorded as a slow sample (a penalty) so that
 // load moves away from endpoints that shed, as a slow endpoint's would.
 import type { EndpointState } from '../endpoint.js';
-import { candidates, twoChoices, type Balancer } from './balancer.js';
+import { pickOfTwo, type Balancer } from './balancer.js';
 
 /** Decay time constant of the estimate (Linkerd: 10 s). */
 export const EWMA_TAU_MS = 10_000;
@@ -45,11 +45,6 @@ export class PeakEwmaBalancer implements Balancer {
   constructor(private readonly random: () => number = Math.random) {}
 
   pick(endpoints: readonly EndpointState[], failed: readonly EndpointState[], now: number): EndpointState | undefined {
-    const pool = candidates(endpoints, failed, now);
-    if (pool.length <= 1) return pool[0];
-    const [a, b] = twoChoices(pool.length, this.random);
-    const ea = pool[a]!;
-    const eb = pool[b]!;
-    return ewmaCost(eb, now) < ewmaCost(ea, now) ? eb : ea;
+    return pickOfTwo(endpoints, failed, now, this.random, ewmaCost);
   }
 }
