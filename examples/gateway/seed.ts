@@ -7,7 +7,7 @@ export interface GeneratedBatch {
   readonly bodies: string[];
 }
 
-/** mulberry32: a tiny, fast, seedable PRNG; quality is plenty for filler text. */
+/** mulberry32: a tiny, fast, seedable PRNG; quality is plenty for filler text (also the load generator's and the test fault upstream's randomness). */
 export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {

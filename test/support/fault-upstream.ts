@@ -14,6 +14,7 @@
 // sampling.
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { prng } from '../../examples/gateway/seed.js';
 
 /** Milliseconds: fixed, uniform in [min, max], or drawn by a function from a uniform [0, 1) source. */
 export type Latency = number | { readonly min: number; readonly max: number } | ((random: () => number) => number);
@@ -94,17 +95,8 @@ export interface FaultUpstreamOptions {
   settings?: Partial<FaultSettings>;
 }
 
-/** mulberry32: a small seeded uniform [0, 1) generator. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded uniform [0, 1) generator: the gateway example's mulberry32, also used by the load generator. */
+export const seededRandom: (seed: number) => () => number = prng;
 
 function emptyStats(): FaultStats {
   return {
