@@ -3,7 +3,6 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { startControlPlane } from '../../control-plane/src/control-plane.js';
 
 interface Flags {
   grpc: string;
@@ -42,6 +41,9 @@ export function registerControlPlane(program: Command): void {
     .addOption(new Option('--replica <name>', 'name of this replica in status (default: host name and a random suffix)').env('TSMESH_REPLICA'))
     .addOption(new Option('--log-level <level>', 'log level of the JSON log on stdout').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(async (flags: Flags) => {
+      // Loaded here, not at the top: every tsmesh command (the proxy too) would otherwise load
+      // the control plane's PostgreSQL and gRPC server modules.
+      const { startControlPlane } = await import('../../control-plane/src/control-plane.js');
       const log = pino({ name: 'tsmesh-control-plane', level: flags.logLevel });
       const token = tokenFor(flags, (msg) => log.warn(msg));
       const cp = await startControlPlane({

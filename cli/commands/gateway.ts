@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { startGateway } from '../../examples/gateway/index.js';
 import { parseHostPort } from '../../proxy/src/config/units.js';
 
 function parseListen(value: string): { host: string; port: number } {
@@ -31,6 +30,9 @@ export function registerGateway(program: Command): void {
     .option('--name <name>', 'instance name reported by /health')
     .action(async (o: { listen: string; databaseUrl?: string; redisUrl?: string; dataDir: string; cacheTtl: number; poolSize: number; seedDocuments: number; name?: string }) => {
       const { host, port } = parseListen(o.listen);
+      // Loaded here, not at the top: every tsmesh command (the proxy too) would otherwise load
+      // the gateway's PostgreSQL and Redis clients.
+      const { startGateway } = await import('../../examples/gateway/index.js');
       const logger = pino({ base: { service: 'gateway' } });
       const gw = await startGateway({
         host,
