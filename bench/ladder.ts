@@ -7,19 +7,13 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseDuration } from '../proxy/src/config/units.js';
+import { durationArg as duration } from '../cli/option-parsers.js';
 import { renderMarkdown } from './ladder/report-markdown.js';
 import { DEFAULT_SETTINGS, runLadder } from './ladder/run.js';
 import { writeReport } from './ladder/write.js';
 import { TOPOLOGIES } from './topologies/index.js';
 
 const RESULTS = fileURLToPath(new URL('../../bench/results', import.meta.url));
-
-function duration(v: string): number {
-  const ms = parseDuration(v);
-  if (ms === undefined) throw new InvalidArgumentError(`must be a duration like 500ms, 5s or 1m (got "${v}")`);
-  return ms;
-}
 
 function count(v: string): number {
   const n = Number(v);

@@ -3,15 +3,9 @@
 // measures: `node dist/bench/loadgen/cli.js --url http://127.0.0.1:8080/query --queries 1000
 // --users 100 --duration 5s` prints one JSON result on stdout.
 import { Command, InvalidArgumentError } from 'commander';
-import { parseDuration } from '../../proxy/src/config/units.js';
+import { durationArg as duration } from '../../cli/option-parsers.js';
 import { toLoadOptions, type BodySpec, type PlainLoadOptions } from './options.js';
 import { runLoad } from './run.js';
-
-function duration(v: string): number {
-  const ms = parseDuration(v);
-  if (ms === undefined) throw new InvalidArgumentError(`must be a duration like 250ms, 5s or 1m (got "${v}")`);
-  return ms;
-}
 
 function positive(v: string): number {
   const n = Number(v);

@@ -1,5 +1,5 @@
-import { Option, InvalidArgumentError, type Command } from 'commander';
-import { parseDuration } from '../../proxy/src/config/units.js';
+import { Option, type Command } from 'commander';
+import { positiveDurationArg } from '../option-parsers.js';
 import { renderJson, renderText, type StatOutput } from '../stat/render.js';
 import { runStat } from '../stat/run.js';
 import { controlPlaneTargets, DEFAULT_STATUS_PATH, staticTargets, type TargetSource } from '../stat/sources.js';
@@ -15,12 +15,6 @@ interface StatFlags {
   json?: boolean;
 }
 
-function durationArg(value: string): number {
-  const ms = parseDuration(value);
-  if (ms === undefined || ms <= 0) throw new InvalidArgumentError(`must be a duration like 500ms, 2s or 1m (got "${value}")`);
-  return ms;
-}
-
 export function registerStat(program: Command): void {
   program
     .command('stat')
@@ -32,8 +26,8 @@ export function registerStat(program: Command): void {
     .addOption(new Option('--server <url>', 'control plane HTTP API: read every proxy it reports (instead of --admin)').env('TSMESH_SERVER'))
     .addOption(new Option('--token <token>', 'bearer token for the control plane API').env('TSMESH_TOKEN'))
     .option('--status-path <path>', 'path of the control plane\'s proxy status, answering {"proxies":[{"node","adminAddress"}]}', DEFAULT_STATUS_PATH)
-    .addOption(new Option('-i, --interval <duration>', 'time between the two scrapes a report compares (and between --watch reports)').argParser(durationArg).default(2000, '2s'))
-    .addOption(new Option('--timeout <duration>', 'give up on a proxy (or the control plane) after this long').argParser(durationArg).default(2000, '2s'))
+    .addOption(new Option('-i, --interval <duration>', 'time between the two scrapes a report compares (and between --watch reports)').argParser(positiveDurationArg).default(2000, '2s'))
+    .addOption(new Option('--timeout <duration>', 'give up on a proxy (or the control plane) after this long').argParser(positiveDurationArg).default(2000, '2s'))
     .option('-w, --watch', 'keep reporting every interval, clearing the screen (Ctrl-C stops)')
     .option('--json', 'one JSON document per report (one per line with --watch)')
     .addHelpText(
