@@ -49,3 +49,16 @@ test('cancelling the earliest timer leaves the later ones on time', async () => 
   await sleep(50);
   assert.deepEqual(fired, [2]);
 });
+
+test('a timer beyond setTimeout\'s range (30 days) waits instead of firing or spinning', async () => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.name);
+  process.on('warning', onWarning);
+  let fired = false;
+  const t = systemClock.setTimer(() => (fired = true), 30 * 24 * 3600 * 1000);
+  await sleep(30);
+  t.cancel();
+  process.off('warning', onWarning);
+  assert.equal(fired, false);
+  assert.deepEqual(warnings, [], 'no TimeoutOverflowWarning: the Node timer is clamped to 2^31-1 ms');
+});

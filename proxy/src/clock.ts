@@ -1,5 +1,8 @@
 // Time, injectable. Every policy takes time from a Clock so unit tests can drive it with
 // FakeClock instead of sleeping; production uses the monotonic system clock.
+
+/** The longest delay setTimeout accepts. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 import { performance } from 'node:perf_hooks';
 
 export type TimerHandle = { cancel(): void };
@@ -93,7 +96,8 @@ class TimerQueue {
   private arm(at: number, now: number): void {
     if (this.node !== undefined) clearTimeout(this.node);
     this.armedAt = at;
-    this.node = setTimeout(this.fire, Math.max(1, Math.ceil(at - now)));
+    // setTimeout takes at most 2^31-1 ms (it fires after 1 ms beyond that); fire() re-arms for the rest.
+    this.node = setTimeout(this.fire, Math.min(MAX_TIMEOUT_MS, Math.max(1, Math.ceil(at - now))));
     this.node.unref();
   }
 
