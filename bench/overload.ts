@@ -44,9 +44,11 @@
 //          --think <latency> (ms) --multiples 1,2,5,10 --unloaded 2 (users) --modes off,on
 //          --timeout 5 (s, client) --queue-max N --queue-timeout MS (the limiter's queue, instead of
 //          the defaults) --no-retry (the route without its retry block)
+//          --algorithm gradient2|vegas (the limiter's algorithm)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { dirname, join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +77,7 @@ const USERS_1X = Math.round((CAPACITY * (LATENCY_MS + THINK_MS)) / LATENCY_MS);
 const MODES = opt('modes', 'off,on').split(',') as Array<'off' | 'on'>;
 const CLIENT_TIMEOUT_MS = Number(opt('timeout', '5')) * 1000;
 const QUEUE_MAX = opt('queue-max', '');
+const ALGORITHM = opt('algorithm', 'gradient2') as 'gradient2' | 'vegas';
 const QUEUE_TIMEOUT = opt('queue-timeout', '');
 const RETRIES = !args.includes('--no-retry');
 
@@ -100,7 +103,7 @@ function config(upstream: string, limiter: boolean, retry = RETRIES) {
       },
     ],
     // The limiter as a user turns it on: the algorithm named, everything else the defaults.
-    clusters: [{ name: 'gateway', endpoints: [upstream], ...(limiter ? { concurrency: { adaptive: { algorithm: 'gradient2' }, queue: queueOverride() } } : {}) }],
+    clusters: [{ name: 'gateway', endpoints: [upstream], ...(limiter ? { concurrency: { adaptive: { algorithm: ALGORITHM }, queue: queueOverride() } } : {}) }],
   });
 }
 
@@ -168,6 +171,8 @@ interface Row {
   /** tsmesh_concurrency_limit at the end of the window (limiter on). */
   limit: number | undefined;
   proxyCpuMs: number;
+  /** p99 of the proxy's event-loop delay during the window (ms): what a rejection, answered synchronously when its head is read, waits in the proxy. */
+  proxyLoopDelayP99Ms: number;
 }
 
 async function metricsOf(p: ProxyRuntime): Promise<(name: string, labels?: Record<string, string>) => number> {
@@ -176,15 +181,18 @@ async function metricsOf(p: ProxyRuntime): Promise<(name: string, labels?: Recor
 }
 
 /** A warm-up of `warmupS` (not measured), then `beforeWindow`, then the measured window. */
-async function measure(p: ProxyRuntime, users: number, warmupS: number, beforeWindow?: () => Promise<unknown>): Promise<{ result: LoadResult; proxyCpuMs: number }> {
+async function measure(p: ProxyRuntime, users: number, warmupS: number, beforeWindow?: () => Promise<unknown>): Promise<{ result: LoadResult; proxyCpuMs: number; proxyLoopDelayP99Ms: number }> {
   const url = `http://127.0.0.1:${p.port('edge')}/query`;
   const common = { model: 'closed' as const, url, users, thinkTimeMs: THINK_MS, timeoutMs: CLIENT_TIMEOUT_MS };
   if (warmupS > 0) await runLoadInChild({ ...common, durationMs: warmupS * 1000 });
   await beforeWindow?.();
   const cpu0 = process.cpuUsage();
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   const result = await runLoadInChild({ ...common, durationMs: DURATION_S * 1000 });
+  loop.disable();
   const cpu = process.cpuUsage(cpu0);
-  return { result, proxyCpuMs: Math.round((cpu.user + cpu.system) / 1000) };
+  return { result, proxyCpuMs: Math.round((cpu.user + cpu.system) / 1000), proxyLoopDelayP99Ms: loop.percentile(99) / 1e6 };
 }
 
 /** The proxy's own rejections (answered without the upstream). */
@@ -223,11 +231,11 @@ async function main(): Promise<void> {
       for (const { load, users } of loads) {
         // The upstream's counts start with the window (the warm-up is forgotten).
         const warmup = load === `${MULTIPLES[0]}x` ? 3 * WARMUP_S : WARMUP_S;
-        const { result, proxyCpuMs } = await measure(p, users, warmup, () => upstream.stats());
+        const { result, proxyCpuMs, proxyLoopDelayP99Ms } = await measure(p, users, warmup, () => upstream.stats());
         const up = await upstream.stats();
         const m = await metricsOf(p);
         const limit = mode === 'on' ? m('tsmesh_concurrency_limit', { cluster: 'gateway' }) : undefined;
-        rows.push({ mode, load, users, retry: RETRIES, result, upstream: up, limit, proxyCpuMs });
+        rows.push({ mode, load, users, retry: RETRIES, result, upstream: up, limit, proxyCpuMs, proxyLoopDelayP99Ms });
         console.error(
           `  limiter ${mode.padEnd(3)} ${load.padEnd(8)} ${String(users).padStart(3)} users: ${result.okRps} 2xx/s, p50 ${result.latencyMs?.p50 ?? '-'} p99 ${result.latencyMs?.p99 ?? '-'} ms, ` +
             `rejections p99 ${rejectionP99(result) ?? '-'} ms, 503 ${count503(result)}, errors ${result.errors.total}; upstream max ${up.maxInFlight} in process + ${up.maxQueued} queued` +
@@ -248,8 +256,8 @@ async function main(): Promise<void> {
     const p = await startProxy({ config: config(`127.0.0.1:${downPort}`, mode === 'on', retry), admin: false });
     try {
       const users = USERS_1X;
-      const { result, proxyCpuMs } = await measure(p, users, WARMUP_S);
-      rows.push({ mode, load: 'down', users, retry, result, upstream: undefined, limit: undefined, proxyCpuMs });
+      const { result, proxyCpuMs, proxyLoopDelayP99Ms } = await measure(p, users, WARMUP_S);
+      rows.push({ mode, load: 'down', users, retry, result, upstream: undefined, limit: undefined, proxyCpuMs, proxyLoopDelayP99Ms });
       console.error(`  limiter ${mode.padEnd(3)} down${retry ? '' : ', no retry'} ${users} users: ${result.rps} answers/s, 503 ${count503(result)}, errors ${result.errors.total}`);
     } finally {
       await p.close();
@@ -261,17 +269,17 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   lines.push(
     `Upstream: ${CAPACITY} in process x ${LATENCY_MS} ms (${Math.round((CAPACITY * 1000) / LATENCY_MS)} req/s). Closed-model users with ${THINK_MS} ms think time ` +
-      `(${USERS_1X} users = 1x). ${DURATION_S} s measured per row after ${WARMUP_S} s of warm-up (${3 * WARMUP_S} s before the first loaded level). Proxy CPU: ms of CPU per second of the window.`,
+      `(${USERS_1X} users = 1x). ${DURATION_S} s measured per row after ${WARMUP_S} s of warm-up (${3 * WARMUP_S} s before the first loaded level). Proxy CPU: ms of CPU per second of the window. Proxy loop delay: p99 of the proxy's event-loop delay in the window (a rejection is answered synchronously when its head is read, so this is what it waits in the proxy; the rest of a client-measured rejection latency is the kernel, the scheduler and the load generator's own loop).`,
   );
   lines.push('');
-  lines.push('| limiter | load | users | goodput 2xx/s | admitted p50 ms | admitted p99 ms | rejection p50 / p99 ms | refused | reset | client time-out | 503 by reason | other 5xx | upstream max in process / queued | limit | proxy CPU |');
-  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|');
+  lines.push('| limiter | load | users | goodput 2xx/s | admitted p50 ms | admitted p99 ms | rejection p50 / p99 ms | refused | reset | client time-out | 503 by reason | other 5xx | upstream max in process / queued | limit | proxy CPU | proxy loop delay p99 ms |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|');
   for (const r of rows) {
     const x = r.result;
     if (r.load === 'down') continue;
     lines.push(
       `| ${r.mode} | ${r.load} | ${r.users} | ${fmt(x.okRps, 0)} | ${fmt(x.latencyMs?.p50, 1)} | ${fmt(x.latencyMs?.p99, 1)} | ${fmt(rejectionP(x, 'p50Ms'), 2)} / ${fmt(rejectionP99(x), 2)} | ` +
-        `${x.errors.refused} | ${x.errors.reset} | ${x.errors.timeout} | ${count503(x)} | ${x.errors.http5xx} | ${r.upstream ? `${r.upstream.maxInFlight} / ${r.upstream.maxQueued}` : '-'} | ${r.limit ?? '-'} | ${Math.round(r.proxyCpuMs / DURATION_S)} |`,
+        `${x.errors.refused} | ${x.errors.reset} | ${x.errors.timeout} | ${count503(x)} | ${x.errors.http5xx} | ${r.upstream ? `${r.upstream.maxInFlight} / ${r.upstream.maxQueued}` : '-'} | ${r.limit ?? '-'} | ${Math.round(r.proxyCpuMs / DURATION_S)} | ${fmt(r.proxyLoopDelayP99Ms, 1)} |`,
     );
   }
   lines.push('');
