@@ -272,14 +272,14 @@ async function main(): Promise<void> {
       `(${USERS_1X} users = 1x). ${DURATION_S} s measured per row after ${WARMUP_S} s of warm-up (${3 * WARMUP_S} s before the first loaded level). Proxy CPU: ms of CPU per second of the window. Proxy loop delay: p99 of the proxy's event-loop delay in the window (a rejection is answered synchronously when its head is read, so this is what it waits in the proxy; the rest of a client-measured rejection latency is the kernel, the scheduler and the load generator's own loop).`,
   );
   lines.push('');
-  lines.push('| limiter | load | users | goodput 2xx/s | admitted p50 ms | admitted p99 ms | rejection p50 / p99 ms | refused | reset | client time-out | 503 by reason | other 5xx | upstream max in process / queued | limit | proxy CPU | proxy loop delay p99 ms |');
-  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|');
+  lines.push('| limiter | load | users | goodput 2xx/s | admitted p50 ms | admitted p99 ms | rejection p50 / p99 ms | refused | reset | client time-out | 503 by reason | other 5xx | upstream max in process / queued | limit | proxy CPU | proxy loop delay p99 ms | load generator loop delay p99 ms |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
     const x = r.result;
     if (r.load === 'down') continue;
     lines.push(
       `| ${r.mode} | ${r.load} | ${r.users} | ${fmt(x.okRps, 0)} | ${fmt(x.latencyMs?.p50, 1)} | ${fmt(x.latencyMs?.p99, 1)} | ${fmt(rejectionP(x, 'p50Ms'), 2)} / ${fmt(rejectionP99(x), 2)} | ` +
-        `${x.errors.refused} | ${x.errors.reset} | ${x.errors.timeout} | ${count503(x)} | ${x.errors.http5xx} | ${r.upstream ? `${r.upstream.maxInFlight} / ${r.upstream.maxQueued}` : '-'} | ${r.limit ?? '-'} | ${Math.round(r.proxyCpuMs / DURATION_S)} | ${fmt(r.proxyLoopDelayP99Ms, 1)} |`,
+        `${x.errors.refused} | ${x.errors.reset} | ${x.errors.timeout} | ${count503(x)} | ${x.errors.http5xx} | ${r.upstream ? `${r.upstream.maxInFlight} / ${r.upstream.maxQueued}` : '-'} | ${r.limit ?? '-'} | ${Math.round(r.proxyCpuMs / DURATION_S)} | ${fmt(r.proxyLoopDelayP99Ms, 1)} | ${fmt(x.loopDelayP99Ms, 1)} |`,
     );
   }
   lines.push('');

@@ -28,6 +28,7 @@ function result(over: Partial<LoadResult>): LoadResult {
     okRps: 100,
     connections: { opened: 1, maxOpen: 1 },
     cpuMs: { user: 1, system: 1 },
+    loopDelayP99Ms: 1,
     ...over,
   };
 }

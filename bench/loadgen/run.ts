@@ -5,6 +5,7 @@
 //   coordinated omission): requests that wait for a free connection wait on the record.
 // Both stop by themselves after `durationMs` (or `maxRequests`), let requests in flight end
 // (at most the client time-out) and close every connection.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Connection, type ConnectionEvents } from './connection.js';
 import type { ParsedResponse } from './response-parser.js';
 import { Stats, type ErrorClass, type StatsSummary } from './stats.js';
@@ -73,6 +74,11 @@ export interface LoadResult extends StatsSummary {
   readonly open?: { readonly intended: number; readonly sentLate: number; readonly maxBacklog: number; readonly expiredUnsent: number };
   /** CPU the load generator itself used, ms. */
   readonly cpuMs: { readonly user: number; readonly system: number };
+  /**
+   * p99 of the load generator's own event-loop delay over the run, ms: a response that arrived
+   * while its loop was busy is timed that much late, so latencies below this are not the server's.
+   */
+  readonly loopDelayP99Ms: number;
 }
 
 interface Target {
@@ -146,6 +152,7 @@ abstract class Run implements ConnectionEvents {
   private endTimer: NodeJS.Timeout | undefined;
   private finished: (() => void) | undefined;
   private readonly cpu0 = process.cpuUsage();
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 1 });
 
   constructor(protected readonly opts: LoadOptions) {
     this.t = target(opts);
@@ -200,6 +207,7 @@ abstract class Run implements ConnectionEvents {
 
   async run(): Promise<LoadResult> {
     this.start = performance.now();
+    this.loopDelay.enable();
     const sweepEvery = Math.max(10, Math.min(250, this.timeoutMs / 4));
     this.sweeper = setInterval(() => {
       const now = performance.now();
@@ -222,6 +230,7 @@ abstract class Run implements ConnectionEvents {
     clearTimeout(this.endTimer);
     for (const c of this.conns) c.close();
     const cpu = process.cpuUsage(this.cpu0);
+    this.loopDelay.disable();
     const s = this.stats.summary();
     this.stats.destroy();
     const secs = windowMs / 1000;
@@ -238,6 +247,7 @@ abstract class Run implements ConnectionEvents {
       connections: { opened: this.opened, maxOpen: this.maxOpen },
       ...this.extraResult(),
       cpuMs: { user: Math.round(cpu.user / 1000), system: Math.round(cpu.system / 1000) },
+      loopDelayP99Ms: Math.round(this.loopDelay.percentile(99) / 1e4) / 100,
     };
   }
 
