@@ -144,14 +144,20 @@ export class MeshProcess {
     });
   }
 
-  /** SIGTERM (the process drains), then SIGKILL after graceMs. */
+  /**
+   * SIGTERM to the process (it drains and stops what it started), then SIGKILL to its whole
+   * process group after graceMs. Once it has exited, SIGKILL to the group again: a grandchild
+   * it did not stop (or could not, having been killed) must not outlive it.
+   */
   stop(graceMs: number): Promise<void> {
     this.stopping ??= (async () => {
-      if (!this.running) return;
-      const kill = setTimeout(() => this.signal('SIGKILL'), graceMs);
-      this.signal('SIGTERM');
-      await this.exited;
-      clearTimeout(kill);
+      if (this.running) {
+        const kill = setTimeout(() => this.kill(), graceMs);
+        this.signal('SIGTERM');
+        await this.exited;
+        clearTimeout(kill);
+      }
+      this.kill();
     })();
     return this.stopping;
   }
@@ -161,13 +167,14 @@ export class MeshProcess {
     if (this.running) this.child.kill(sig);
   }
 
-  /** SIGKILL to its whole process group, at once. */
+  /** SIGKILL to its whole process group, at once (also after it exited: what is left of the group). */
   kill(): void {
     if (!this.child.pid) return;
     try {
       process.kill(-this.child.pid, 'SIGKILL');
     } catch {
-      this.child.kill('SIGKILL');
+      // ESRCH: the group is empty already.
+      if (this.running) this.child.kill('SIGKILL');
     }
   }
 }
