@@ -1,7 +1,7 @@
 // `tsmesh demo` (npm start) as a user runs it: on embedded defaults (no DATABASE_URL, no
 // REDIS_URL), with a free port for the edge instead of 8080. It must answer the original
-// report's two curl commands through the edge, and stop on SIGINT with exit code 0 and no
-// process left behind (every descendant it had while running is gone).
+// report's two curl commands through the edge, and stop on SIGINT (or SIGHUP while starting)
+// with exit code 0 and no process left behind (every descendant it had while running is gone).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -100,6 +100,33 @@ describe('tsmesh demo', () => {
       assert.deepEqual(pids.filter(alive), [], 'processes left behind');
       await assert.rejects(request(`http://127.0.0.1:${port}/health`), /ECONNREFUSED/);
     } finally {
+      if (demo.child.exitCode === null) {
+        strays.push(...descendants(demo.child.pid!));
+        demo.child.kill('SIGKILL');
+      }
+    }
+  });
+
+  it('stops on SIGHUP (the terminal closed) while starting, leaving nothing behind', async () => {
+    const demo = startDemo(['--port', '0', '--admin-port', '0', '--grpc-port', '0', '--api-port', '0', '--instances', '1', '--seed-documents', '10'], join(dir, 'c'));
+    const seen = new Set<number>();
+    const watch = setInterval(() => {
+      if (demo.child.exitCode === null) for (const pid of descendants(demo.child.pid!)) seen.add(pid);
+    }, 20);
+    try {
+      await waitForOutput(demo, /starting the control plane/, 90_000);
+      for (const pid of descendants(demo.child.pid!)) seen.add(pid);
+      demo.child.kill('SIGHUP');
+      assert.equal(await demo.exited, 0, demo.output());
+      assert.match(demo.output(), /SIGHUP: stopping/);
+      clearInterval(watch);
+      assert.ok(seen.size >= 2, `descendants: ${seen.size}`);
+      strays.push(...seen);
+      const deadline = Date.now() + 5000;
+      while ([...seen].some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual([...seen].filter(alive), [], 'processes left behind');
+    } finally {
+      clearInterval(watch);
       if (demo.child.exitCode === null) {
         strays.push(...descendants(demo.child.pid!));
         demo.child.kill('SIGKILL');

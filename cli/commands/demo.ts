@@ -165,8 +165,10 @@ export function registerDemo(program: Command): void {
         for (const p of mesh?.processes ?? []) p.kill();
         process.exit(1);
       };
+      // SIGHUP: the terminal closed. The children (own sessions) do not get it; the demo stops them.
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      process.on('SIGHUP', onSignal);
 
       try {
         mesh = await startMesh({

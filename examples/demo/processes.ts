@@ -4,10 +4,13 @@
 // Children run in process groups of their own (`detached`), so a Ctrl-C typed in the
 // terminal reaches only the parent, which then stops them in order (edge first, database
 // last) instead of every process racing to exit at once. Whatever is still running when the
-// parent exits is killed (SIGKILL) by an exit hook, so a crash of the parent leaves nothing
-// behind either.
+// parent exits is killed (SIGKILL to its process group) by an exit hook: on a normal exit, an
+// uncaught error, and SIGINT/SIGTERM/SIGHUP (exit-hooks.ts turns those into an exit when
+// nothing else handles them). A SIGKILL of the parent cannot be caught: its children then
+// keep running.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { killGroup, killOnExit } from './exit-hooks.js';
 
 /** The tsmesh CLI, compiled: dist/cli/tsmesh.js. */
 export const TSMESH_CLI = fileURLToPath(new URL('../../cli/tsmesh.js', import.meta.url));
@@ -25,23 +28,6 @@ export interface ChildSpec {
   readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
-const live = new Set<ChildProcess>();
-let hooked = false;
-
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  process.once('exit', () => {
-    for (const c of live) {
-      try {
-        process.kill(-c.pid!, 'SIGKILL');
-      } catch {
-        c.kill('SIGKILL');
-      }
-    }
-  });
-}
-
 /** Lines kept per process for error messages. */
 const KEEP_LINES = 40;
 
@@ -56,17 +42,15 @@ export class MeshProcess {
     readonly spec: ChildSpec,
     sink: OutputSink,
   ) {
-    hookExit();
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const [k, v] of Object.entries(spec.env ?? {})) {
       if (v === undefined) delete env[k];
       else env[k] = v;
     }
     this.child = spawn(process.execPath, [spec.script ?? TSMESH_CLI, ...spec.args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });
-    live.add(this.child);
+    killOnExit(this.child);
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
-        live.delete(this.child);
         resolve({ code, signal });
       });
     });
@@ -169,12 +153,6 @@ export class MeshProcess {
 
   /** SIGKILL to its whole process group, at once (also after it exited: what is left of the group). */
   kill(): void {
-    if (!this.child.pid) return;
-    try {
-      process.kill(-this.child.pid, 'SIGKILL');
-    } catch {
-      // ESRCH: the group is empty already.
-      if (this.running) this.child.kill('SIGKILL');
-    }
+    killGroup(this.child);
   }
 }
