@@ -57,7 +57,8 @@ export function killOnExit(child: ChildProcess): void {
   }
   if (child.exitCode !== null || child.signalCode !== null) return;
   live.add(child);
-  // (A child that never started emits 'error' and no 'exit'; it stays here without a pid,
-  // which killGroup skips. No 'error' listener here: the caller's handling stays its own.)
   child.once('exit', () => live.delete(child));
+  // A child that never started emits 'error' and 'close' but no 'exit'. (No 'error' listener
+  // here: an unhandled spawn error stays the caller's.)
+  child.once('close', () => live.delete(child));
 }

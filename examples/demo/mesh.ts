@@ -221,7 +221,7 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
   };
   const alive = () => {
     if (o.signal?.aborted) throw new Error('interrupted while starting');
-    for (const p of processes) if (!p.running) throw new Error(`${p.name} exited (${p.child.exitCode ?? p.child.signalCode}); its output:\n${p.tail()}`);
+    for (const p of processes) if (!p.running) throw new Error(`${p.name} exited (${p.exitStatus}); its output:\n${p.tail()}`);
   };
 
   let db: MeshProcess | undefined;

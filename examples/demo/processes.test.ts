@@ -56,3 +56,23 @@ describe('MeshProcess.stop', () => {
     assert.deepEqual(await waitGone([p.pid, grandchild], 5000), []);
   });
 });
+
+describe('MeshProcess that cannot start', () => {
+  it('resolves exited when the program cannot be spawned, and says why', async () => {
+    const lines: string[] = [];
+    const p = new MeshProcess({ name: 'ghost', executable: join(dir, 'no-such-program'), args: [] }, (_n, _s, l) => lines.push(l));
+    const waiting = p.waitForLine((l) => (l === 'ready' ? true : undefined), 10_000, 'its ready line');
+    assert.deepEqual(await p.exited, { code: null, signal: null });
+    assert.equal(p.running, false);
+    assert.match(p.exitStatus, /could not start: .*ENOENT/);
+    assert.match(lines.join('\n'), /cannot start: .*ENOENT/);
+    await assert.rejects(waiting, /ghost exited \(could not start: .*ENOENT\) before its ready line/);
+    await p.stop(1000); // nothing to stop, and it does not hang
+  });
+
+  it('resolves exited when the script does not exist (node exits 1)', async () => {
+    const p = new MeshProcess({ name: 'no-script', script: join(dir, 'no-such-script.js'), args: [] }, () => {});
+    assert.deepEqual(await p.exited, { code: 1, signal: null });
+    assert.match(p.tail(), /Cannot find module/);
+  });
+});

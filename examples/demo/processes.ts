@@ -23,6 +23,8 @@ export interface ChildSpec {
   readonly name: string;
   /** Script run with this Node binary (default: the tsmesh CLI). */
   readonly script?: string;
+  /** A program run with `args` instead of this Node binary and `script`. */
+  readonly executable?: string;
   readonly args: readonly string[];
   /** Added to the parent's environment. */
   readonly env?: Readonly<Record<string, string | undefined>>;
@@ -37,6 +39,8 @@ export class MeshProcess {
   private readonly recent: string[] = [];
   private readonly watchers = new Set<(stream: OutputStream, line: string) => void>();
   private stopping: Promise<void> | undefined;
+  /** Why it could not be started, when it could not. */
+  private startError: Error | undefined;
 
   constructor(
     readonly spec: ChildSpec,
@@ -47,22 +51,31 @@ export class MeshProcess {
       if (v === undefined) delete env[k];
       else env[k] = v;
     }
-    this.child = spawn(process.execPath, [spec.script ?? TSMESH_CLI, ...spec.args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });
+    const [file, args] = spec.executable ? [spec.executable, spec.args] : [process.execPath, [spec.script ?? TSMESH_CLI, ...spec.args]];
+    this.child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });
     killOnExit(this.child);
     this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
-        resolve({ code, signal });
+      this.child.once('exit', (code, signal) => resolve({ code, signal }));
+      // A failed spawn (no such program, EMFILE) emits 'error' and never 'exit': as far as
+      // callers are concerned it exited. Errors of a started process ('exit' follows) are only
+      // told.
+      this.child.on('error', (err) => {
+        const line = `${this.child.pid === undefined ? 'cannot start' : 'error'}: ${err.message}`;
+        this.keep('stderr', line);
+        sink(spec.name, 'stderr', line);
+        if (this.child.pid === undefined && !this.startError) {
+          this.startError = err;
+          resolve({ code: null, signal: null });
+        }
       });
     });
-    // A spawn failure (no such binary) is an exit as far as callers are concerned.
-    this.child.once('error', (err) => {
-      this.keep('stderr', `cannot start: ${err.message}`);
-      sink(spec.name, 'stderr', `cannot start: ${err.message}`);
-    });
     for (const stream of ['stdout', 'stderr'] as const) {
+      // Null when the spawn failed before its pipes were made (EMFILE).
+      const out = this.child[stream];
+      if (!out) continue;
       let buf = '';
-      this.child[stream]!.setEncoding('utf8');
-      this.child[stream]!.on('data', (d: string) => {
+      out.setEncoding('utf8');
+      out.on('data', (d: string) => {
         buf += d;
         for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
           const line = buf.slice(0, nl);
@@ -71,7 +84,7 @@ export class MeshProcess {
           sink(spec.name, stream, line);
         }
       });
-      this.child[stream]!.on('end', () => {
+      out.on('end', () => {
         if (buf) {
           this.keep(stream, buf);
           sink(spec.name, stream, buf);
@@ -90,7 +103,13 @@ export class MeshProcess {
   }
 
   get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+    return this.startError === undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** How it ended: its exit code or signal, or that it could not be started. */
+  get exitStatus(): string {
+    if (this.startError) return `could not start: ${this.startError.message}`;
+    return String(this.child.exitCode ?? this.child.signalCode ?? 'running');
   }
 
   private keep(stream: OutputStream, line: string): void {
@@ -124,7 +143,7 @@ export class MeshProcess {
       };
       const timer = setTimeout(() => finish(() => reject(new Error(`${this.name}: no ${what} within ${timeoutMs / 1000} s; its output:\n${this.tail()}`))), timeoutMs);
       this.watchers.add(watch);
-      void this.exited.then(({ code, signal }) => finish(() => reject(new Error(`${this.name} exited (${code ?? signal}) before ${what}; its output:\n${this.tail()}`))));
+      void this.exited.then(() => finish(() => reject(new Error(`${this.name} exited (${this.exitStatus}) before ${what}; its output:\n${this.tail()}`))));
     });
   }
 
