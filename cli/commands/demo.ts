@@ -192,7 +192,7 @@ export function registerDemo(program: Command): void {
               progress('the demo cannot go on without it');
               void finish(1);
             } else if (p.name.endsWith('-sidecar') || /^gateway-\d+$/.test(p.name)) {
-              progress('the edge ejects that instance and keeps serving through the others');
+              progress('the edge takes that instance out (outlier ejection, at most one of 3 to 5 at a time, and health checks) and keeps serving through the others');
             } else if (p.name === 'control-plane') {
               progress('the proxies keep running on their last config');
             }
