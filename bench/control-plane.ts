@@ -18,6 +18,10 @@ import pLimit from 'p-limit';
 import { AggregatedDiscoveryServiceClient, type DiscoveryRequest, type DiscoveryResponse } from '../proto/gen/tsmesh/discovery/v1/discovery.js';
 import { ApiClient } from '../control-plane/src/api/client.js';
 import { freePort, startPostgres, waitFor } from '../test/support/servers.js';
+import { exitOnSignals, killOnExit } from '../examples/demo/exit-hooks.js';
+
+// A Ctrl-C, SIGTERM or SIGHUP exits through the exit hooks that kill what this started.
+exitOnSignals();
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
@@ -95,6 +99,7 @@ async function main(): Promise<void> {
     env: { ...process.env, DATABASE_URL: process.env.DATABASE_URL ?? pg!.url, TSMESH_TOKEN: TOKEN },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
+  killOnExit(cp);
   const stopCp = () => new Promise<void>((resolve) => (cp.exitCode !== null || cp.signalCode !== null ? resolve() : (cp.once('exit', () => resolve()), cp.kill('SIGTERM'))));
   const streams: SimStream[] = [];
   try {

@@ -12,6 +12,10 @@ import { renderMarkdown } from './ladder/report-markdown.js';
 import { DEFAULT_SETTINGS, runLadder } from './ladder/run.js';
 import { writeReport } from './ladder/write.js';
 import { TOPOLOGIES } from './topologies/index.js';
+import { exitOnSignals } from '../examples/demo/exit-hooks.js';
+
+// A Ctrl-C, SIGTERM or SIGHUP exits through the exit hooks that kill what this started.
+exitOnSignals();
 
 const RESULTS = fileURLToPath(new URL('../../bench/results', import.meta.url));
 

@@ -31,7 +31,11 @@ import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'nod
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exitOnSignals, killGroup, killOnExit } from '../examples/demo/exit-hooks.js';
 import { freePort, portOpen } from '../proxy/src/net/ports.js';
+
+// A Ctrl-C, SIGTERM or SIGHUP exits through the exit hooks that kill what this started.
+exitOnSignals();
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const args = process.argv.slice(2);
@@ -51,12 +55,17 @@ const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) |
 
 const BODY = JSON.stringify({ status: 'ok', rows: [{ id: 1, title: 'test document', score: 0.75 }] });
 
+// Killed (with their process groups: nginx's workers) at the end of a run and, through
+// killOnExit, whenever this process exits, also on SIGINT/SIGTERM/SIGHUP.
 const children: ChildProcess[] = [];
-function cleanup(): void {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+function own(child: ChildProcess): ChildProcess {
+  children.push(child);
+  killOnExit(child);
+  return child;
 }
-process.on('exit', cleanup);
-process.on('SIGINT', () => process.exit(130));
+function cleanup(): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) killGroup(c);
+}
 
 async function waitPort(port: number, what: string, timeoutMs = 15_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -70,13 +79,14 @@ async function waitPort(port: number, what: string, timeoutMs = 15_000): Promise
 function startNginx(dir: string, conf: string, what: string): ChildProcess {
   mkdirSync(join(dir, 'logs'), { recursive: true });
   writeFileSync(join(dir, 'nginx.conf'), conf);
-  const child = spawn('nginx', ['-p', dir, '-c', 'nginx.conf', '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Detached: the master leads a process group, so killGroup takes its workers too (a
+  // SIGKILLed master leaves them running).
+  const child = own(spawn('nginx', ['-p', dir, '-c', 'nginx.conf', '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true }));
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   child.once('exit', (code) => {
     if (code !== 0 && code !== null) console.error(`${what} exited ${code}: ${err}`);
   });
-  children.push(child);
   return child;
 }
 
@@ -209,6 +219,7 @@ function runWrk(port: number, connections: number, seconds: number): Promise<Wrk
     const child = spawn('wrk', ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', '--timeout', '10s', `http://127.0.0.1:${port}/query`], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    killOnExit(child);
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -268,13 +279,11 @@ async function benchUpstream(upstream: 'node' | 'nginx', dir: string): Promise<{
   const [upPort, nginxPort, tsPort, tsAdmin] = [await freePort(), await freePort(), await freePort(), await freePort()];
   let up: ChildProcess;
   if (upstream === 'node') {
-    up = spawn(process.execPath, [join(root, 'dist', 'bench', 'fixed-upstream.js'), String(upPort)], { stdio: 'ignore' });
-    children.push(up);
+    up = own(spawn(process.execPath, [join(root, 'dist', 'bench', 'fixed-upstream.js'), String(upPort)], { stdio: 'ignore' }));
   } else up = startNginx(join(dir, 'upstream'), upstreamConf(join(dir, 'upstream'), upPort), 'upstream nginx');
   const ngx = startNginx(join(dir, 'proxy'), proxyConf(join(dir, 'proxy'), nginxPort, upPort), 'proxy nginx');
   writeFileSync(join(dir, 'tsmesh.yaml'), tsmeshConf(tsPort, tsAdmin, upPort, join(dir, 'access.log')));
-  const ts = spawn(process.execPath, [join(root, 'dist', 'cli', 'tsmesh.js'), 'proxy', '--config', join(dir, 'tsmesh.yaml')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(ts);
+  const ts = own(spawn(process.execPath, [join(root, 'dist', 'cli', 'tsmesh.js'), 'proxy', '--config', join(dir, 'tsmesh.yaml')], { stdio: ['ignore', 'pipe', 'inherit'] }));
   await Promise.all([waitPort(upPort, `${upstream} upstream`), waitPort(nginxPort, 'proxy nginx'), waitPort(tsPort, 'tsmesh')]);
   const ngxPids = () => [ngx.pid!, ...childPids(ngx.pid!)];
   const targets: Array<{ name: string; port: number; pids: () => number[] }> = [
@@ -352,7 +361,7 @@ async function benchUpstream(upstream: 'node' | 'nginx', dir: string): Promise<{
   up.kill(upstream === 'node' ? 'SIGTERM' : 'SIGQUIT');
   ngx.kill('SIGQUIT');
   await new Promise((r) => setTimeout(r, 300));
-  for (const c of [ts, up, ngx]) if (c.exitCode === null) c.kill('SIGKILL');
+  for (const c of [ts, up, ngx]) if (c.exitCode === null && c.signalCode === null) killGroup(c);
   return { rows, summary };
 }
 
@@ -456,9 +465,8 @@ async function tsmeshTracingComparison(): Promise<void> {
   const upPort = await freePort();
   const up =
     upstream === 'node'
-      ? spawn(process.execPath, [join(root, 'dist', 'bench', 'fixed-upstream.js'), String(upPort)], { stdio: 'ignore' })
+      ? own(spawn(process.execPath, [join(root, 'dist', 'bench', 'fixed-upstream.js'), String(upPort)], { stdio: 'ignore' }))
       : startNginx(join(dir, 'upstream'), upstreamConf(join(dir, 'upstream'), upPort), 'upstream nginx');
-  if (upstream === 'node') children.push(up);
 
   const tracingYaml = (ratio: number) => `tracing:
   enabled: true
@@ -479,8 +487,7 @@ async function tsmeshTracingComparison(): Promise<void> {
     const [port, admin] = [await freePort(), await freePort()];
     const file = join(dir, `tsmesh-${i}.yaml`);
     writeFileSync(file, tsmeshConf(port, admin, upPort, join(dir, `access-${i}.log`)) + v.tracing);
-    const proc = spawn(process.execPath, [v.cli, 'proxy', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'] });
-    children.push(proc);
+    const proc = own(spawn(process.execPath, [v.cli, 'proxy', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'] }));
     variants.push({ name: v.name, port, adminPort: admin, proc, sent: 0 });
   }
   await Promise.all([waitPort(upPort, 'upstream'), ...variants.map((v) => waitPort(v.port, `tsmesh (${v.name})`))]);

@@ -57,6 +57,10 @@ import { proxyConfig } from '../proxy/src/config/schema.js';
 import { startProxy, type ProxyRuntime } from '../proxy/src/runtime.js';
 import { parsePromText, sumOf } from '../proxy/src/telemetry/prom-text.js';
 import { freePort } from '../proxy/src/net/ports.js';
+import { exitOnSignals, killOnExit } from '../examples/demo/exit-hooks.js';
+
+// A Ctrl-C, SIGTERM or SIGHUP exits through the exit hooks that kill what this started.
+exitOnSignals();
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -138,6 +142,7 @@ class CapacityUpstream {
     const child = spawn(process.execPath, [join(here, 'capacity-upstream.js'), '--capacity', String(CAPACITY), '--latency', String(LATENCY_MS)], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
+    killOnExit(child);
     const lines = createInterface({ input: child.stdout! });
     const first = await new Promise<string>((resolve, reject) => {
       lines.once('line', resolve);
@@ -221,7 +226,6 @@ async function main(): Promise<void> {
       `(${Math.round((CAPACITY * 1000) / LATENCY_MS)} req/s); think time ${THINK_MS} ms, ${USERS_1X} users = 1x; ${WARMUP_S}s warm-up + ${DURATION_S}s per row`,
   );
   const upstream = await CapacityUpstream.start();
-  process.on('exit', () => upstream.child.kill('SIGKILL'));
   const rows: Row[] = [];
   const loads = [{ load: 'unloaded', users: UNLOADED_USERS }, ...MULTIPLES.map((m) => ({ load: `${m}x`, users: m * USERS_1X }))];
 

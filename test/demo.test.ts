@@ -1,56 +1,20 @@
 // `tsmesh demo` (npm start) as a user runs it: on embedded defaults (no DATABASE_URL, no
 // REDIS_URL), with a free port for the edge instead of 8080. It must answer the original
-// report's two curl commands through the edge, and stop on SIGINT with exit code 0 and no
-// process left behind (every descendant it had while running is gone).
+// report's two curl commands through the edge, and stop on SIGINT (or SIGHUP while starting)
+// with exit code 0 and no process left behind (every descendant it had while running is gone).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { postQuery, request } from './support/gateway-client.js';
+import { alive, descendants } from './support/process-tree.js';
 import { freePort } from './support/servers.js';
 
 const CLI = fileURLToPath(new URL('../cli/tsmesh.js', import.meta.url));
-
-/** Every process below `root`, from /proc (children of children included). */
-function descendants(root: number): number[] {
-  const parent = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // pid (comm) state ppid ...: comm may hold spaces and parentheses.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      parent.set(Number(entry), Number(fields[1]));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const out: number[] = [];
-  const walk = (pid: number) => {
-    for (const [p, pp] of parent) {
-      if (pp === pid) {
-        out.push(p);
-        walk(p);
-      }
-    }
-  };
-  walk(root);
-  return out;
-}
-
-function alive(pid: number): boolean {
-  if (!existsSync(`/proc/${pid}`)) return false;
-  try {
-    // A zombie has exited; only its entry is left until it is reaped.
-    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 interface Demo {
   child: ChildProcess;
@@ -136,6 +100,33 @@ describe('tsmesh demo', () => {
       assert.deepEqual(pids.filter(alive), [], 'processes left behind');
       await assert.rejects(request(`http://127.0.0.1:${port}/health`), /ECONNREFUSED/);
     } finally {
+      if (demo.child.exitCode === null) {
+        strays.push(...descendants(demo.child.pid!));
+        demo.child.kill('SIGKILL');
+      }
+    }
+  });
+
+  it('stops on SIGHUP (the terminal closed) while starting, leaving nothing behind', async () => {
+    const demo = startDemo(['--port', '0', '--admin-port', '0', '--grpc-port', '0', '--api-port', '0', '--instances', '1', '--seed-documents', '10'], join(dir, 'c'));
+    const seen = new Set<number>();
+    const watch = setInterval(() => {
+      if (demo.child.exitCode === null) for (const pid of descendants(demo.child.pid!)) seen.add(pid);
+    }, 20);
+    try {
+      await waitForOutput(demo, /starting the control plane/, 90_000);
+      for (const pid of descendants(demo.child.pid!)) seen.add(pid);
+      demo.child.kill('SIGHUP');
+      assert.equal(await demo.exited, 0, demo.output());
+      assert.match(demo.output(), /SIGHUP: stopping/);
+      clearInterval(watch);
+      assert.ok(seen.size >= 2, `descendants: ${seen.size}`);
+      strays.push(...seen);
+      const deadline = Date.now() + 5000;
+      while ([...seen].some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual([...seen].filter(alive), [], 'processes left behind');
+    } finally {
+      clearInterval(watch);
       if (demo.child.exitCode === null) {
         strays.push(...descendants(demo.child.pid!));
         demo.child.kill('SIGKILL');

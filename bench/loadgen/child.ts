@@ -2,6 +2,7 @@
 // and returns its JSON result.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { killOnExit } from '../../examples/demo/exit-hooks.js';
 import type { PlainLoadOptions } from './options.js';
 import type { LoadResult } from './run.js';
 
@@ -10,6 +11,7 @@ const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
 export function runLoadInChild(opts: PlainLoadOptions): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, '--spec', JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    killOnExit(child);
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -10,6 +10,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { killGroup, killOnExit } from '../../examples/demo/exit-hooks.js';
 import { freePort, portOpen } from '../../proxy/src/net/ports.js';
 import { waitFor } from '../../test/support/servers.js';
 import { startGatewayFleet } from './gateways.js';
@@ -22,10 +23,6 @@ export interface NginxOptions extends TopologyOptions {
   readonly workerProcesses?: number | 'auto';
 }
 
-const running = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const c of running) c.kill('SIGKILL');
-});
 
 export function nginxConfig(dir: string, port: number, upstreams: readonly number[], o: { workerConnections?: number; workerProcesses?: number | 'auto' } = {}): string {
   const isRoot = process.getuid?.() === 0;
@@ -122,10 +119,11 @@ export const startNginxTopology: StartTopology = async (opts: NginxOptions): Pro
     const port = await freePort();
     const conf = nginxConfig(dir, port, fleet.instances.map((i) => i.port), opts);
     writeFileSync(join(dir, 'nginx.conf'), conf);
-    child = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    running.add(child);
+    // Detached: the master leads a process group, and what kills it (killOnExit, the SIGKILL
+    // after a stuck stop) kills the group: a SIGKILLed master would leave its workers running.
+    child = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    killOnExit(child);
     const c = child;
-    c.once('exit', () => running.delete(c));
     const out: string[] = [];
     c.stdout!.on('data', (d: Buffer) => out.push(d.toString()));
     c.stderr!.on('data', (d: Buffer) => out.push(d.toString()));
@@ -183,7 +181,7 @@ export const startNginxTopology: StartTopology = async (opts: NginxOptions): Pro
 function stopProcess(c: ChildProcess): Promise<void> {
   if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
-    const kill = setTimeout(() => c.kill('SIGKILL'), 10_000);
+    const kill = setTimeout(() => killGroup(c), 10_000);
     c.once('exit', () => {
       clearTimeout(kill);
       resolve();

@@ -165,8 +165,10 @@ export function registerDemo(program: Command): void {
         for (const p of mesh?.processes ?? []) p.kill();
         process.exit(1);
       };
+      // SIGHUP: the terminal closed. The children (own sessions) do not get it; the demo stops them.
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      process.on('SIGHUP', onSignal);
 
       try {
         mesh = await startMesh({
@@ -190,7 +192,7 @@ export function registerDemo(program: Command): void {
               progress('the demo cannot go on without it');
               void finish(1);
             } else if (p.name.endsWith('-sidecar') || /^gateway-\d+$/.test(p.name)) {
-              progress('the edge ejects that instance and keeps serving through the others');
+              progress('the edge takes that instance out (outlier ejection, at most one of 3 to 5 at a time, and health checks) and keeps serving through the others');
             } else if (p.name === 'control-plane') {
               progress('the proxies keep running on their last config');
             }

@@ -3,8 +3,8 @@
 // gateway instance share it (one data directory serves one server), and it is stopped last,
 // after everything that uses it. Run as `node embedded-postgres-process.js DATA_DIR`; prints
 // one JSON line {"msg":"listening","url":...} when it accepts connections; SIGTERM or SIGINT
-// stops the server and exits 0.
-import { startEmbeddedPostgres } from '../../control-plane/src/store/embedded-postgres.js';
+// (or SIGHUP) stops the server and exits 0, also when it arrives while the server starts.
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../control-plane/src/store/embedded-postgres.js';
 
 const dataDir = process.argv[2];
 if (!dataDir) {
@@ -12,16 +12,16 @@ if (!dataDir) {
   process.exit(2);
 }
 
-const db = await startEmbeddedPostgres(dataDir, {
-  log: (line) => {
-    if (/ERROR|FATAL|PANIC/.test(line)) process.stderr.write(line.endsWith('\n') ? line : `${line}\n`);
-  },
-});
-console.log(JSON.stringify({ msg: 'listening', url: db.url, dataDir }));
-
+// The handlers go in before the start: a SIGTERM or Ctrl-C during initdb must not kill this
+// wrapper and leave initdb or the server it starts running with nobody to stop them (the
+// package's own exit hooks are removed, see loadEmbeddedPostgres). A stop asked for while
+// starting is carried out as soon as the start is done.
+let db: EmbeddedDatabase | undefined;
+let stopAsked = false;
 let stopping = false;
 const stop = () => {
-  if (stopping) return;
+  stopAsked = true;
+  if (!db || stopping) return;
   stopping = true;
   db.stop().then(
     () => process.exit(0),
@@ -31,5 +31,17 @@ const stop = () => {
     },
   );
 };
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, stop);
+
+try {
+  db = await startEmbeddedPostgres(dataDir, {
+    log: (line) => {
+      if (/ERROR|FATAL|PANIC/.test(line)) process.stderr.write(line.endsWith('\n') ? line : `${line}\n`);
+    },
+  });
+} catch (err) {
+  console.error(`starting PostgreSQL failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+}
+if (stopAsked) stop();
+else console.log(JSON.stringify({ msg: 'listening', url: db.url, dataDir }));

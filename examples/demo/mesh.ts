@@ -12,12 +12,12 @@
 //   stop:  edge (drains) → sidecars → gateways → control plane → PostgreSQL
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { ApiClient } from '../../control-plane/src/api/client.js';
 import { parseHostPort } from '../../proxy/src/config/units.js';
+import { holdPort } from '../../proxy/src/net/ports.js';
 import { edgeDocument, loadTemplates, mergeDocument, sidecarDocument, type MeshDocument, type MeshTemplates } from './documents.js';
 import { MeshProcess, type OutputSink } from './processes.js';
 
@@ -103,25 +103,30 @@ export class PortInUseError extends Error {
   }
 }
 
+/** A port checked free (or picked) and held until released: see holdPort. */
+export interface ReservedPort {
+  /** host:port, IPv6 hosts in brackets. */
+  readonly address: string;
+  release(): Promise<void>;
+}
+
 /**
- * Checks that host:port can be bound, or with port 0 finds a free one. The port is released
- * at once: the process that uses it binds it a moment later (the usual small race of
- * free-port helpers, fine on a developer's machine and in tests).
+ * Checks that host:port can be bound, or with port 0 finds a free one, and keeps it bound
+ * until released: the ports reserved while others are held are all different. The process
+ * that uses a port binds it after its release (the usual small race of free-port helpers with
+ * whatever else binds port 0 meanwhile; fine on a developer's machine and in tests).
  */
-export function reservePort(what: string, address: string): Promise<string> {
+export async function reservePort(what: string, address: string): Promise<ReservedPort> {
   const hp = parseHostPort(address);
-  if (!hp) return Promise.reject(new Error(`${what}: must be an address like 127.0.0.1:8080 (got ${JSON.stringify(address)})`));
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE') fail(new PortInUseError(what, address));
-      else fail(new Error(`${what}: cannot listen on ${address}: ${err.code ?? err.message}`));
-    });
-    s.listen(hp.port, hp.host, () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => ok(hp.host.includes(':') ? `[${hp.host}]:${port}` : `${hp.host}:${port}`));
-    });
-  });
+  if (!hp) throw new Error(`${what}: must be an address like 127.0.0.1:8080 (got ${JSON.stringify(address)})`);
+  try {
+    const held = await holdPort(hp.host, hp.port);
+    return { address: hp.host.includes(':') ? `[${hp.host}]:${held.port}` : `${hp.host}:${held.port}`, release: held.release };
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EADDRINUSE') throw new PortInUseError(what, address);
+    throw new Error(`${what}: cannot listen on ${address}: ${err.code ?? err.message}`);
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -197,15 +202,41 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
   const templates = o.templates ?? loadTemplates();
 
   // 1. Ports: the ones asked for must be free (a clear error now rather than a proxy NACKing
-  //    its listener later); the others are picked.
-  const edgeAddress = await reservePort('edge listener', o.edgeAddress);
-  const edgeAdmin = await reservePort('edge admin', o.edgeAdminAddress);
-  const cpGrpc = await reservePort('control plane gRPC', o.controlPlaneGrpc);
-  const cpHttp = await reservePort('control plane HTTP', o.controlPlaneHttp);
+  //    its listener later); the others are picked. Every one stays held until all are chosen,
+  //    so no two come out the same; the proxies' ports stay held until the proxies start, so
+  //    the gateways (which bind port 0 themselves) cannot take one of them meanwhile.
+  const held: ReservedPort[] = [];
+  const reserve = async (what: string, address: string) => {
+    const r = await reservePort(what, address);
+    held.push(r);
+    return r;
+  };
+  let proxyPorts: ReservedPort[];
+  let cpPorts: ReservedPort[];
   const slots: Array<{ node: string; sidecar: string; admin: string }> = [];
-  for (let i = 1; i <= o.instances; i++) {
-    slots.push({ node: `gateway-${i}`, sidecar: await reservePort(`gateway-${i} sidecar`, '127.0.0.1:0'), admin: await reservePort(`gateway-${i} sidecar admin`, '127.0.0.1:0') });
+  let edgeAddress: string;
+  let edgeAdmin: string;
+  let cpGrpc: string;
+  let cpHttp: string;
+  try {
+    const edge = await reserve('edge listener', o.edgeAddress);
+    const admin = await reserve('edge admin', o.edgeAdminAddress);
+    const grpc = await reserve('control plane gRPC', o.controlPlaneGrpc);
+    const http = await reserve('control plane HTTP', o.controlPlaneHttp);
+    [edgeAddress, edgeAdmin, cpGrpc, cpHttp] = [edge.address, admin.address, grpc.address, http.address];
+    cpPorts = [grpc, http];
+    proxyPorts = [edge, admin];
+    for (let i = 1; i <= o.instances; i++) {
+      const sidecar = await reserve(`gateway-${i} sidecar`, '127.0.0.1:0');
+      const sidecarAdmin = await reserve(`gateway-${i} sidecar admin`, '127.0.0.1:0');
+      proxyPorts.push(sidecar, sidecarAdmin);
+      slots.push({ node: `gateway-${i}`, sidecar: sidecar.address, admin: sidecarAdmin.address });
+    }
+  } catch (err) {
+    await Promise.all(held.map((h) => h.release()));
+    throw err;
   }
+  const releaseAll = () => Promise.all(held.map((h) => h.release()));
 
   const processes: MeshProcess[] = [];
   // Exits while starting fail the start (alive()); once up, they are the caller's to hear of.
@@ -221,7 +252,7 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
   };
   const alive = () => {
     if (o.signal?.aborted) throw new Error('interrupted while starting');
-    for (const p of processes) if (!p.running) throw new Error(`${p.name} exited (${p.child.exitCode ?? p.child.signalCode}); its output:\n${p.tail()}`);
+    for (const p of processes) if (!p.running) throw new Error(`${p.name} exited (${p.exitStatus}); its output:\n${p.tail()}`);
   };
 
   let db: MeshProcess | undefined;
@@ -250,6 +281,7 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
     const dbUrl = databaseUrl;
 
     // 3. The control plane and the gateway instances, at once.
+    await Promise.all(cpPorts.map((p) => p.release()));
     const { token, file: tokenFile } = tokenIn(dataDir);
     const cpUrl = `http://${cpHttp}`;
     log(`starting the control plane (gRPC ${cpGrpc}, HTTP ${cpUrl}) and ${o.instances} gateway instance${o.instances === 1 ? '' : 's'}`);
@@ -302,6 +334,7 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
       return spawnChild(name, ['proxy', '--config', bootstrap, '--node', node]);
     };
     log(`starting ${o.instances} sidecar${o.instances === 1 ? '' : 's'} and the edge`);
+    await Promise.all(proxyPorts.map((p) => p.release()));
     for (const s of instances) startProxy(s.node, s.admin, `${s.node}-sidecar`);
     startProxy('edge', edgeAdmin, 'edge');
 
@@ -343,6 +376,7 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
       stop: () => (stopping ??= stopAll()),
     };
   } catch (err) {
+    await releaseAll();
     await stopAll();
     throw err;
   }

@@ -4,10 +4,13 @@
 // Children run in process groups of their own (`detached`), so a Ctrl-C typed in the
 // terminal reaches only the parent, which then stops them in order (edge first, database
 // last) instead of every process racing to exit at once. Whatever is still running when the
-// parent exits is killed (SIGKILL) by an exit hook, so a crash of the parent leaves nothing
-// behind either.
+// parent exits is killed (SIGKILL to its process group) by an exit hook: on a normal exit, an
+// uncaught error, and SIGINT/SIGTERM/SIGHUP (exit-hooks.ts turns those into an exit when
+// nothing else handles them). A SIGKILL of the parent cannot be caught: its children then
+// keep running.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { killGroup, killOnExit } from './exit-hooks.js';
 
 /** The tsmesh CLI, compiled: dist/cli/tsmesh.js. */
 export const TSMESH_CLI = fileURLToPath(new URL('../../cli/tsmesh.js', import.meta.url));
@@ -20,26 +23,11 @@ export interface ChildSpec {
   readonly name: string;
   /** Script run with this Node binary (default: the tsmesh CLI). */
   readonly script?: string;
+  /** A program run with `args` instead of this Node binary and `script`. */
+  readonly executable?: string;
   readonly args: readonly string[];
   /** Added to the parent's environment. */
   readonly env?: Readonly<Record<string, string | undefined>>;
-}
-
-const live = new Set<ChildProcess>();
-let hooked = false;
-
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  process.once('exit', () => {
-    for (const c of live) {
-      try {
-        process.kill(-c.pid!, 'SIGKILL');
-      } catch {
-        c.kill('SIGKILL');
-      }
-    }
-  });
 }
 
 /** Lines kept per process for error messages. */
@@ -51,34 +39,43 @@ export class MeshProcess {
   private readonly recent: string[] = [];
   private readonly watchers = new Set<(stream: OutputStream, line: string) => void>();
   private stopping: Promise<void> | undefined;
+  /** Why it could not be started, when it could not. */
+  private startError: Error | undefined;
 
   constructor(
     readonly spec: ChildSpec,
     sink: OutputSink,
   ) {
-    hookExit();
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const [k, v] of Object.entries(spec.env ?? {})) {
       if (v === undefined) delete env[k];
       else env[k] = v;
     }
-    this.child = spawn(process.execPath, [spec.script ?? TSMESH_CLI, ...spec.args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });
-    live.add(this.child);
+    const [file, args] = spec.executable ? [spec.executable, spec.args] : [process.execPath, [spec.script ?? TSMESH_CLI, ...spec.args]];
+    this.child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });
+    killOnExit(this.child);
     this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
-        live.delete(this.child);
-        resolve({ code, signal });
+      this.child.once('exit', (code, signal) => resolve({ code, signal }));
+      // A failed spawn (no such program, EMFILE) emits 'error' and never 'exit': as far as
+      // callers are concerned it exited. Errors of a started process ('exit' follows) are only
+      // told.
+      this.child.on('error', (err) => {
+        const line = `${this.child.pid === undefined ? 'cannot start' : 'error'}: ${err.message}`;
+        this.keep('stderr', line);
+        sink(spec.name, 'stderr', line);
+        if (this.child.pid === undefined && !this.startError) {
+          this.startError = err;
+          resolve({ code: null, signal: null });
+        }
       });
     });
-    // A spawn failure (no such binary) is an exit as far as callers are concerned.
-    this.child.once('error', (err) => {
-      this.keep('stderr', `cannot start: ${err.message}`);
-      sink(spec.name, 'stderr', `cannot start: ${err.message}`);
-    });
     for (const stream of ['stdout', 'stderr'] as const) {
+      // Null when the spawn failed before its pipes were made (EMFILE).
+      const out = this.child[stream];
+      if (!out) continue;
       let buf = '';
-      this.child[stream]!.setEncoding('utf8');
-      this.child[stream]!.on('data', (d: string) => {
+      out.setEncoding('utf8');
+      out.on('data', (d: string) => {
         buf += d;
         for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
           const line = buf.slice(0, nl);
@@ -87,7 +84,7 @@ export class MeshProcess {
           sink(spec.name, stream, line);
         }
       });
-      this.child[stream]!.on('end', () => {
+      out.on('end', () => {
         if (buf) {
           this.keep(stream, buf);
           sink(spec.name, stream, buf);
@@ -106,7 +103,13 @@ export class MeshProcess {
   }
 
   get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+    return this.startError === undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** How it ended: its exit code or signal, or that it could not be started. */
+  get exitStatus(): string {
+    if (this.startError) return `could not start: ${this.startError.message}`;
+    return String(this.child.exitCode ?? this.child.signalCode ?? 'running');
   }
 
   private keep(stream: OutputStream, line: string): void {
@@ -140,18 +143,24 @@ export class MeshProcess {
       };
       const timer = setTimeout(() => finish(() => reject(new Error(`${this.name}: no ${what} within ${timeoutMs / 1000} s; its output:\n${this.tail()}`))), timeoutMs);
       this.watchers.add(watch);
-      void this.exited.then(({ code, signal }) => finish(() => reject(new Error(`${this.name} exited (${code ?? signal}) before ${what}; its output:\n${this.tail()}`))));
+      void this.exited.then(() => finish(() => reject(new Error(`${this.name} exited (${this.exitStatus}) before ${what}; its output:\n${this.tail()}`))));
     });
   }
 
-  /** SIGTERM (the process drains), then SIGKILL after graceMs. */
+  /**
+   * SIGTERM to the process (it drains and stops what it started), then SIGKILL to its whole
+   * process group after graceMs. Once it has exited, SIGKILL to the group again: a grandchild
+   * it did not stop (or could not, having been killed) must not outlive it.
+   */
   stop(graceMs: number): Promise<void> {
     this.stopping ??= (async () => {
-      if (!this.running) return;
-      const kill = setTimeout(() => this.signal('SIGKILL'), graceMs);
-      this.signal('SIGTERM');
-      await this.exited;
-      clearTimeout(kill);
+      if (this.running) {
+        const kill = setTimeout(() => this.kill(), graceMs);
+        this.signal('SIGTERM');
+        await this.exited;
+        clearTimeout(kill);
+      }
+      this.kill();
     })();
     return this.stopping;
   }
@@ -161,13 +170,8 @@ export class MeshProcess {
     if (this.running) this.child.kill(sig);
   }
 
-  /** SIGKILL to its whole process group, at once. */
+  /** SIGKILL to its whole process group, at once (also after it exited: what is left of the group). */
   kill(): void {
-    if (!this.child.pid) return;
-    try {
-      process.kill(-this.child.pid, 'SIGKILL');
-    } catch {
-      this.child.kill('SIGKILL');
-    }
+    killGroup(this.child);
   }
 }

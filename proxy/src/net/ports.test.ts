@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { freePort, portOpen } from './ports.js';
+import { freePort, holdPort, portOpen } from './ports.js';
 
 test('freePort gives a port that can be bound at once; portOpen sees it open, then closed', async () => {
   const port = await freePort();
@@ -15,4 +15,19 @@ test('freePort gives a port that can be bound at once; portOpen sees it open, th
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
   assert.equal(await portOpen(port), false);
+});
+
+test('holdPort keeps each port bound until released, so ports picked one after another all differ', async () => {
+  const held = [];
+  for (let i = 0; i < 20; i++) held.push(await holdPort('127.0.0.1', 0));
+  try {
+    assert.equal(new Set(held.map((h) => h.port)).size, held.length);
+    await assert.rejects(holdPort('127.0.0.1', held[0]!.port), (err: NodeJS.ErrnoException) => err.code === 'EADDRINUSE');
+  } finally {
+    await Promise.all(held.map((h) => h.release()));
+  }
+  // Released: the port can be bound again (releasing twice is harmless).
+  const again = await holdPort('127.0.0.1', held[0]!.port);
+  await again.release();
+  await again.release();
 });

@@ -1,6 +1,6 @@
 // Loopback port helpers shared by the embedded PostgreSQL, the benchmarks and the tests: the
 // one copy of "a port nobody listens on" and "does this port accept a connection yet".
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 
 /** A free TCP port on 127.0.0.1 (released before return; callers bind it right away). */
 export function freePort(): Promise<number> {
@@ -23,5 +23,30 @@ export function portOpen(port: number): Promise<boolean> {
       resolve(true);
     });
     s.once('error', () => resolve(false));
+  });
+}
+
+/** A port kept bound until released. */
+export interface HeldPort {
+  readonly host: string;
+  readonly port: number;
+  /** Closes the listener: the port is free for whoever binds it next. */
+  release(): Promise<void>;
+}
+
+/**
+ * Binds host:port (port 0: a free one) and keeps it bound until release(). Ports picked one
+ * after another while the earlier ones are still held cannot come out the same, as they can
+ * with freePort(). Rejects with the listen error (err.code EADDRINUSE when the port is taken).
+ */
+export function holdPort(host: string, port: number): Promise<HeldPort> {
+  return new Promise((resolve, reject) => {
+    const s: Server = createServer();
+    s.once('error', reject);
+    s.listen(port, host, () => {
+      const bound = (s.address() as { port: number }).port;
+      let released: Promise<void> | undefined;
+      resolve({ host, port: bound, release: () => (released ??= new Promise<void>((r) => s.close(() => r()))) });
+    });
   });
 }
