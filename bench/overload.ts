@@ -178,6 +178,8 @@ interface Row {
   proxyCpuMs: number;
   /** p99 of the proxy's event-loop delay during the window (ms): what a rejection, answered synchronously when its head is read, waits in the proxy. */
   proxyLoopDelayP99Ms: number;
+  /** The proxy's longest event-loop stall in the window (ms). */
+  proxyLoopDelayMaxMs: number;
 }
 
 async function metricsOf(p: ProxyRuntime): Promise<(name: string, labels?: Record<string, string>) => number> {
@@ -186,7 +188,7 @@ async function metricsOf(p: ProxyRuntime): Promise<(name: string, labels?: Recor
 }
 
 /** A warm-up of `warmupS` (not measured), then `beforeWindow`, then the measured window. */
-async function measure(p: ProxyRuntime, users: number, warmupS: number, beforeWindow?: () => Promise<unknown>): Promise<{ result: LoadResult; proxyCpuMs: number; proxyLoopDelayP99Ms: number }> {
+async function measure(p: ProxyRuntime, users: number, warmupS: number, beforeWindow?: () => Promise<unknown>): Promise<{ result: LoadResult; proxyCpuMs: number; proxyLoopDelayP99Ms: number; proxyLoopDelayMaxMs: number }> {
   const url = `http://127.0.0.1:${p.port('edge')}/query`;
   const common = { model: 'closed' as const, url, users, thinkTimeMs: THINK_MS, timeoutMs: CLIENT_TIMEOUT_MS };
   if (warmupS > 0) await runLoadInChild({ ...common, durationMs: warmupS * 1000 });
@@ -197,7 +199,7 @@ async function measure(p: ProxyRuntime, users: number, warmupS: number, beforeWi
   const result = await runLoadInChild({ ...common, durationMs: DURATION_S * 1000 });
   loop.disable();
   const cpu = process.cpuUsage(cpu0);
-  return { result, proxyCpuMs: Math.round((cpu.user + cpu.system) / 1000), proxyLoopDelayP99Ms: loop.percentile(99) / 1e6 };
+  return { result, proxyCpuMs: Math.round((cpu.user + cpu.system) / 1000), proxyLoopDelayP99Ms: loop.percentile(99) / 1e6, proxyLoopDelayMaxMs: loop.max / 1e6 };
 }
 
 /** The proxy's own rejections (answered without the upstream). */
@@ -235,11 +237,11 @@ async function main(): Promise<void> {
       for (const { load, users } of loads) {
         // The upstream's counts start with the window (the warm-up is forgotten).
         const warmup = load === `${MULTIPLES[0]}x` ? 3 * WARMUP_S : WARMUP_S;
-        const { result, proxyCpuMs, proxyLoopDelayP99Ms } = await measure(p, users, warmup, () => upstream.stats());
+        const { result, proxyCpuMs, proxyLoopDelayP99Ms, proxyLoopDelayMaxMs } = await measure(p, users, warmup, () => upstream.stats());
         const up = await upstream.stats();
         const m = await metricsOf(p);
         const limit = mode === 'on' ? m('tsmesh_concurrency_limit', { cluster: 'gateway' }) : undefined;
-        rows.push({ mode, load, users, retry: RETRIES, result, upstream: up, limit, proxyCpuMs, proxyLoopDelayP99Ms });
+        rows.push({ mode, load, users, retry: RETRIES, result, upstream: up, limit, proxyCpuMs, proxyLoopDelayP99Ms, proxyLoopDelayMaxMs });
         console.error(
           `  limiter ${mode.padEnd(3)} ${load.padEnd(8)} ${String(users).padStart(3)} users: ${result.okRps} 2xx/s, p50 ${result.latencyMs?.p50 ?? '-'} p99 ${result.latencyMs?.p99 ?? '-'} ms, ` +
             `rejections p99 ${rejectionP99(result) ?? '-'} ms, 503 ${count503(result)}, errors ${result.errors.total}; upstream max ${up.maxInFlight} in process + ${up.maxQueued} queued` +
@@ -260,8 +262,8 @@ async function main(): Promise<void> {
     const p = await startProxy({ config: config(`127.0.0.1:${downPort}`, mode === 'on', retry), admin: false });
     try {
       const users = USERS_1X;
-      const { result, proxyCpuMs, proxyLoopDelayP99Ms } = await measure(p, users, WARMUP_S);
-      rows.push({ mode, load: 'down', users, retry, result, upstream: undefined, limit: undefined, proxyCpuMs, proxyLoopDelayP99Ms });
+      const { result, proxyCpuMs, proxyLoopDelayP99Ms, proxyLoopDelayMaxMs } = await measure(p, users, WARMUP_S);
+      rows.push({ mode, load: 'down', users, retry, result, upstream: undefined, limit: undefined, proxyCpuMs, proxyLoopDelayP99Ms, proxyLoopDelayMaxMs });
       console.error(`  limiter ${mode.padEnd(3)} down${retry ? '' : ', no retry'} ${users} users: ${result.rps} answers/s, 503 ${count503(result)}, errors ${result.errors.total}`);
     } finally {
       await p.close();
@@ -276,14 +278,14 @@ async function main(): Promise<void> {
       `(${USERS_1X} users = 1x). ${DURATION_S} s measured per row after ${WARMUP_S} s of warm-up (${3 * WARMUP_S} s before the first loaded level). Proxy CPU: ms of CPU per second of the window. Proxy loop delay: p99 of the proxy's event-loop delay in the window (a rejection is answered synchronously when its head is read, so this is what it waits in the proxy; the rest of a client-measured rejection latency is the kernel, the scheduler and the load generator's own loop).`,
   );
   lines.push('');
-  lines.push('| limiter | load | users | goodput 2xx/s | admitted p50 ms | admitted p99 ms | rejection p50 / p99 ms | refused | reset | client time-out | 503 by reason | other 5xx | upstream max in process / queued | limit | proxy CPU | proxy loop delay p99 ms | load generator loop delay p99 ms |');
+  lines.push('| limiter | load | users | goodput 2xx/s | admitted p50 ms | admitted p99 ms | rejection p50 / p99 ms | refused | reset | client time-out | 503 by reason | other 5xx | upstream max in process / queued | limit | proxy CPU | proxy loop delay p99 / max ms | load generator loop delay p99 / max ms |');
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
     const x = r.result;
     if (r.load === 'down') continue;
     lines.push(
       `| ${r.mode} | ${r.load} | ${r.users} | ${fmt(x.okRps, 0)} | ${fmt(x.latencyMs?.p50, 1)} | ${fmt(x.latencyMs?.p99, 1)} | ${fmt(rejectionP(x, 'p50Ms'), 2)} / ${fmt(rejectionP99(x), 2)} | ` +
-        `${x.errors.refused} | ${x.errors.reset} | ${x.errors.timeout} | ${count503(x)} | ${x.errors.http5xx} | ${r.upstream ? `${r.upstream.maxInFlight} / ${r.upstream.maxQueued}` : '-'} | ${r.limit ?? '-'} | ${Math.round(r.proxyCpuMs / DURATION_S)} | ${fmt(r.proxyLoopDelayP99Ms, 1)} | ${fmt(x.loopDelayP99Ms, 1)} |`,
+        `${x.errors.refused} | ${x.errors.reset} | ${x.errors.timeout} | ${count503(x)} | ${x.errors.http5xx} | ${r.upstream ? `${r.upstream.maxInFlight} / ${r.upstream.maxQueued}` : '-'} | ${r.limit ?? '-'} | ${Math.round(r.proxyCpuMs / DURATION_S)} | ${fmt(r.proxyLoopDelayP99Ms, 1)} / ${fmt(r.proxyLoopDelayMaxMs, 0)} | ${fmt(x.loopDelayP99Ms, 1)} / ${fmt(x.loopDelayMaxMs, 0)} |`,
     );
   }
   lines.push('');

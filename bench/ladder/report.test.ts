@@ -29,6 +29,7 @@ function result(over: Partial<LoadResult>): LoadResult {
     connections: { opened: 1, maxOpen: 1 },
     cpuMs: { user: 1, system: 1 },
     loopDelayP99Ms: 1,
+    loopDelayMaxMs: 1,
     ...over,
   };
 }

@@ -79,6 +79,8 @@ export interface LoadResult extends StatsSummary {
    * while its loop was busy is timed that much late, so latencies below this are not the server's.
    */
   readonly loopDelayP99Ms: number;
+  /** The longest stall of the load generator's event loop, ms (one stall delays every response that arrived meanwhile). */
+  readonly loopDelayMaxMs: number;
 }
 
 interface Target {
@@ -248,6 +250,7 @@ abstract class Run implements ConnectionEvents {
       ...this.extraResult(),
       cpuMs: { user: Math.round(cpu.user / 1000), system: Math.round(cpu.system / 1000) },
       loopDelayP99Ms: Math.round(this.loopDelay.percentile(99) / 1e4) / 100,
+      loopDelayMaxMs: Math.round(this.loopDelay.max / 1e4) / 100,
     };
   }
 
