@@ -48,7 +48,7 @@ export function createLimitAlgorithm(cfg: ConcurrencyConfig, random?: () => numb
   const a = cfg.adaptive;
   if (!a) return new StaticLimit(cfg.limit!);
   if (a.algorithm === 'vegas') return new VegasLimit({ initial: a.initial, min: a.min, max: a.max, ...(random ? { random } : {}) });
-  return new Gradient2Limit({ initial: a.initial, min: a.min, max: a.max });
+  return new Gradient2Limit({ initial: a.initial, min: a.min, max: a.max, ...(random ? { random } : {}) });
 }
 
 /** A cluster's admission state, kept across config swaps (ClusterState.stateOf('concurrency')). */

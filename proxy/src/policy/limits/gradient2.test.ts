@@ -71,3 +71,94 @@ test('gradient2 updates once per window: at least 10 samples and 2 x the minimum
   }
   assert.equal(changes, 2, 'windows closed at 14 ms and 115 ms');
 });
+
+/**
+ * A saturated upstream that processes `capacity` requests at once in `base` ms each, the rest
+ * queued: a request admitted with n in flight takes base x max(1, n / capacity). Every slot of
+ * the limit is in use (closed-loop clients far beyond it). Advances the clock by `ms`.
+ */
+function overload(g: Gradient2Limit, clock: { t: number }, ms: number, upstream: { base: number; capacity: number }) {
+  const until = clock.t + ms;
+  while (clock.t < until) {
+    const n = Math.ceil(g.limit);
+    const rtt = upstream.base * Math.max(1, n / upstream.capacity);
+    // n requests finish per rtt: one sample every rtt / n ms.
+    g.onSample(clock.t, rtt, n, false);
+    clock.t += rtt / n;
+  }
+}
+
+const seq = (...xs: number[]) => {
+  let i = 0;
+  return () => xs[i++ % xs.length]!;
+};
+
+test('without probes the baseline creeps up under a long overload and the limit with it; probes hold both near the upstream', () => {
+  const upstream = { base: 100, capacity: 50 };
+  const plain = new Gradient2Limit({ initial: 20, min: 4, max: 1000, probeIntervalMs: 0 });
+  const probed = new Gradient2Limit({ initial: 20, min: 4, max: 1000, random: seq(0.5) });
+  const c1 = { t: 0 };
+  const c2 = { t: 0 };
+  overload(plain, c1, 600_000, upstream);
+  overload(probed, c2, 600_000, upstream);
+  // Ten minutes at 10x: the plain baseline followed the queueing it should detect.
+  assert.ok(plain.longRtt > 1.3 * upstream.base, `plain baseline ${plain.longRtt.toFixed(1)} ms`);
+  assert.ok(plain.limit > 90, `plain limit ${plain.limit.toFixed(1)}`);
+  // tolerance x capacity + 4 = 66.5 when the baseline is the upstream's own latency.
+  assert.ok(probed.longRtt < 1.1 * upstream.base, `probed baseline ${probed.longRtt.toFixed(1)} ms`);
+  assert.ok(probed.limit > 55 && probed.limit < 75, `probed limit ${probed.limit.toFixed(1)}`);
+  assert.ok(probed.probes >= 18 && probed.probes <= 21, `a probe about every 30 s: ${probed.probes}`);
+});
+
+test('a probe halves the limit for about two round trips, then restores it; never while the limit does not bind', () => {
+  const g = new Gradient2Limit({ initial: 60, min: 4, max: 60, random: seq(0.5) });
+  const clock = { t: 0 };
+  // Light load (5 in flight of 60) for a minute: no probe.
+  feed(g, clock, 3000, 10, { inFlight: () => 5 });
+  assert.equal(g.probes, 0);
+  assert.equal(g.limit, 60);
+  // Saturated: the next due probe halves the limit, then puts it back.
+  const seen: number[] = [];
+  for (let i = 0; i < 3000; i++) {
+    g.onSample(clock.t, 10, Math.ceil(g.limit), false);
+    seen.push(g.limit);
+    clock.t += 20;
+  }
+  assert.ok(g.probes >= 1, 'probed once the limit bound');
+  assert.ok(seen.includes(30), 'half the limit during the probe');
+  const halved = seen.filter((l) => l === 30).length;
+  // 10 ms round trips, one sample per 20 ms: a round trip to drain, then 10 clean samples.
+  assert.ok(halved >= 10 && halved <= 12 * g.probes, `${halved} samples at half the limit over ${g.probes} probes`);
+  assert.equal(g.limit, 60);
+});
+
+test('a probe takes an upstream that really became slower as the new baseline at once', () => {
+  const g = new Gradient2Limit({ initial: 20, min: 4, max: 1000, random: seq(0.5) });
+  const clock = { t: 0 };
+  overload(g, clock, 120_000, { base: 100, capacity: 50 });
+  const before = g.limit;
+  // The upstream now needs 250 ms per request at the same concurrency (a slower dependency).
+  overload(g, clock, 120_000, { base: 250, capacity: 50 });
+  assert.ok(g.longRtt > 225 && g.longRtt < 275, `baseline re-measured: ${g.longRtt.toFixed(1)} ms`);
+  assert.ok(g.limit > 0.8 * before, `the limit did not collapse for a latency that is not queueing: ${before.toFixed(1)} -> ${g.limit.toFixed(1)}`);
+});
+
+test('a probe without clean samples (all dropped) gives up and restores the limit', () => {
+  const g = new Gradient2Limit({ initial: 40, min: 4, max: 40, probeIntervalMs: 1000, random: seq(0.5) });
+  const clock = { t: 0 };
+  feed(g, clock, 100, 10); // 2 s saturated at the baseline: the limit binds
+  const probesBefore = g.probes;
+  const drops: number[] = [];
+  for (let i = 0; i < 600; i++) {
+    g.onSample(clock.t, 10, Math.ceil(g.limit), true);
+    drops.push(g.limit);
+    clock.t += 20;
+  }
+  assert.equal(g.probes, probesBefore, 'no baseline taken from drops');
+  const halvedAt = drops.findIndex((l, i) => i > 0 && l < drops[i - 1]! / 1.9);
+  assert.ok(halvedAt >= 0, 'a probe started during the drops');
+  const restored = drops.findIndex((l, i) => i > halvedAt && l > drops[halvedAt]!);
+  assert.ok(restored > halvedAt, 'and gave up: the limit was restored');
+  // Given up after the drain plus 5 x maxWindowMs (5 s): 250 samples at 20 ms.
+  assert.ok(restored - halvedAt <= 260, `${restored - halvedAt} samples at half the limit`);
+});
