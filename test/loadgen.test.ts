@@ -13,6 +13,8 @@ describe('load generator', () => {
   let base: string;
   const bodies: string[] = [];
 
+  const seenSockets = new WeakSet<object>();
+
   before(async () => {
     server = createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -23,6 +25,13 @@ describe('load generator', () => {
         const delay = /^\/slow\/(\d+)/.exec(path);
         if (delay) {
           setTimeout(() => res.end('slow'), Number(delay[1]));
+          return;
+        }
+        if (path === '/first-slow') {
+          // The first request of each connection waits, as one does behind a busy accept queue.
+          const first = !seenSockets.has(req.socket);
+          seenSockets.add(req.socket);
+          setTimeout(() => res.end('ok'), first ? 300 : 0);
           return;
         }
         switch (path) {
@@ -65,6 +74,15 @@ describe('load generator', () => {
   after(async () => {
     server.closeAllConnections();
     await new Promise((ok) => server.close(ok));
+  });
+
+  it('closed model warm-up: the window measures users already connected, on the same connections', async () => {
+    const cold = await runLoad({ model: 'closed', url: `${base}/first-slow`, users: 4, durationMs: 400 });
+    assert.ok(cold.latencyMs!.max >= 290, `a fresh run records the first requests: max ${cold.latencyMs!.max} ms`);
+    const warm = await runLoad({ model: 'closed', url: `${base}/first-slow`, users: 4, durationMs: 400, warmupMs: 500 });
+    assert.equal(warm.connections.opened, 4, 'the window reuses the warm-up connections');
+    assert.ok(warm.requests > 0 && warm.latencyMs!.max < 150, `max ${warm.latencyMs?.max} ms over ${warm.requests} requests`);
+    assert.ok(warm.elapsedMs < 1000, `elapsed counts from the window: ${warm.elapsedMs} ms`);
   });
 
   it('closed model: users keep their connection, bounded by a request count', async () => {

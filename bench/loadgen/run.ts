@@ -45,6 +45,12 @@ export interface ClosedOptions extends CommonOptions {
   readonly errorAnswerBackoffMs?: number;
   /** Spread the users' first requests over this long (default: all at once, like `k6 --vus`). */
   readonly rampUpMs?: number;
+  /**
+   * Run this long before the measured window, on the same connections, without recording
+   * (default 0). The window then measures users that are connected already: a fresh run's
+   * first requests also wait for their connections to be accepted.
+   */
+  readonly warmupMs?: number;
 }
 
 export interface OpenOptions extends CommonOptions {
@@ -124,6 +130,7 @@ function validate(opts: LoadOptions): void {
     positive('errorBackoffMs', opts.errorBackoffMs, true);
     positive('errorAnswerBackoffMs', opts.errorAnswerBackoffMs, true);
     positive('rampUpMs', opts.rampUpMs, true);
+    positive('warmupMs', opts.warmupMs, true);
   } else {
     positive('rate', opts.rate);
     if (opts.maxConnections !== undefined && (!Number.isInteger(opts.maxConnections) || opts.maxConnections < 1)) {
@@ -139,7 +146,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
 
 /** Shared bookkeeping of both models: time-outs, connection counts, the end of the run. */
 abstract class Run implements ConnectionEvents {
-  protected readonly stats = new Stats();
+  protected stats = new Stats();
   protected readonly t: Target;
   protected readonly timeoutMs: number;
   protected readonly conns = new Set<Connection>();
@@ -153,7 +160,9 @@ abstract class Run implements ConnectionEvents {
   private sweeper: NodeJS.Timeout | undefined;
   private endTimer: NodeJS.Timeout | undefined;
   private finished: (() => void) | undefined;
-  private readonly cpu0 = process.cpuUsage();
+  private cpu0 = process.cpuUsage();
+  /** Requests issued before this time (the warm-up) are not recorded. */
+  protected recordFrom = 0;
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 1 });
 
   constructor(protected readonly opts: LoadOptions) {
@@ -210,6 +219,17 @@ abstract class Run implements ConnectionEvents {
   async run(): Promise<LoadResult> {
     this.start = performance.now();
     this.loopDelay.enable();
+    const warmupMs = this.opts.model === 'closed' ? (this.opts.warmupMs ?? 0) : 0;
+    this.recordFrom = this.start + warmupMs;
+    const warmupTimer =
+      warmupMs > 0
+        ? setTimeout(() => {
+            this.stats.destroy();
+            this.stats = new Stats();
+            this.loopDelay.reset();
+            this.cpu0 = process.cpuUsage();
+          }, warmupMs)
+        : undefined;
     const sweepEvery = Math.max(10, Math.min(250, this.timeoutMs / 4));
     this.sweeper = setInterval(() => {
       const now = performance.now();
@@ -221,15 +241,16 @@ abstract class Run implements ConnectionEvents {
     this.endTimer = setTimeout(() => {
       this.endWindow();
       this.maybeFinish();
-    }, this.opts.durationMs);
+    }, warmupMs + this.opts.durationMs);
     this.begin();
     await done;
-    const elapsedMs = performance.now() - this.start;
+    const elapsedMs = performance.now() - this.recordFrom;
     // Ended early (maxRequests): the window is what it took.
     const windowMs = this.windowCounts ? this.opts.durationMs : elapsedMs;
     this.endWindow();
     clearInterval(this.sweeper);
     clearTimeout(this.endTimer);
+    clearTimeout(warmupTimer);
     for (const c of this.conns) c.close();
     const cpu = process.cpuUsage(this.cpu0);
     this.loopDelay.disable();
@@ -305,12 +326,14 @@ class ClosedRun extends Run {
   }
 
   onResponse(c: Connection, r: ParsedResponse): void {
-    this.stats.response(r.status, r.reason, performance.now() - this.issuedAt[c.tag]!);
+    const issued = this.issuedAt[c.tag]!;
+    if (issued >= this.recordFrom) this.stats.response(r.status, r.reason, performance.now() - issued);
     this.later(c, r.status >= 400 ? Math.max(this.o.errorAnswerBackoffMs ?? 0, this.o.thinkTimeMs ?? 0) : (this.o.thinkTimeMs ?? 0));
   }
 
   onFailure(c: Connection, cls: ErrorClass, code: string): void {
-    this.stats.error(cls, performance.now() - this.issuedAt[c.tag]!, code);
+    const issued = this.issuedAt[c.tag]!;
+    if (issued >= this.recordFrom) this.stats.error(cls, performance.now() - issued, code);
     this.later(c, this.o.errorBackoffMs ?? 100);
   }
 
