@@ -50,13 +50,14 @@ const program = new Command('bench:ladder')
   .option('--instances <n>', 'gateway instances', count, d.instances)
   .option('--timeout <d>', 'client time-out per request (k6 defaults to 60s; shorter keeps steps bounded)', duration, d.timeoutMs)
   .option('--error-pause <d>', 'closed model: pause of a user after a failed request (socket failure, or an answer >= 400 such as a 503/429) before its next one; k6 does not pause (0)', duration, d.errorPauseMs)
+  .option('--step-warmup <d>', "closed model: each step's users run this long unrecorded first, on the connections the step measures (0: the record starts with every user connecting at once, as with k6's constant-vus)", duration, d.stepWarmupMs)
   .option('--queries <n>', 'distinct varying queries', count, d.distinctQueries)
   .option('--warmup <d>', 'unreported warm-up per topology', duration, d.warmupMs)
   .option('--pause <d>', 'pause between steps', duration, d.pauseMs)
   .option('--seed-documents <n>', 'documents generated into the database', count, d.seedDocuments)
   .option('--in-process', 'run the load generator in this process instead of a child process')
   .option('--out <dir>', 'directory for the reports', RESULTS)
-  .action(async (o: { topologies: string[]; steps: number[]; stepDuration: number; openRate: number; openDuration: number; openMaxConnections: number; instances: number; timeout: number; errorPause: number; queries: number; warmup: number; pause: number; seedDocuments: number; inProcess?: boolean; out: string }) => {
+  .action(async (o: { topologies: string[]; steps: number[]; stepDuration: number; openRate: number; openDuration: number; openMaxConnections: number; instances: number; timeout: number; errorPause: number; stepWarmup: number; queries: number; warmup: number; pause: number; seedDocuments: number; inProcess?: boolean; out: string }) => {
     if (o.instances < 1) throw new Error('--instances must be at least 1');
     const report = await runLadder(
       {
@@ -69,6 +70,7 @@ const program = new Command('bench:ladder')
         instances: o.instances,
         timeoutMs: o.timeout,
         errorPauseMs: o.errorPause,
+        stepWarmupMs: o.stepWarmup,
         distinctQueries: Math.max(1, o.queries),
         warmupMs: o.warmup,
         pauseMs: o.pause,

@@ -96,7 +96,7 @@ export function renderMarkdown(report: LadderReport, chartFile?: string): string
     `Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGiB} GiB, Node ${report.machine.node} (${report.machine.platform})` +
       `${report.machine.somaxconn ? `, net.core.somaxconn ${report.machine.somaxconn}` : ''}. ` +
       `Each closed step: N users, one keep-alive connection each, \`POST /query\` with ${s.distinctQueries} distinct varying queries in a loop for ${s.stepDurationMs / 1000} s; ` +
-      `client time-out ${s.timeoutMs / 1000} s; ${s.errorPauseMs ? `after a failed request (socket failure or an answer >= 400) a user pauses ${s.errorPauseMs} ms (k6 does not)` : 'no pause after a failed request (as k6)'}; ${s.instances} gateway instances; fresh PostgreSQL and Redis per topology; ${s.warmupMs / 1000} s warm-up not reported.` +
+      `client time-out ${s.timeoutMs / 1000} s; ${s.errorPauseMs ? `after a failed request (socket failure or an answer >= 400) a user pauses ${s.errorPauseMs} ms (k6 does not)` : 'no pause after a failed request (as k6)'}; ${s.stepWarmupMs ? `each step's users ran ${s.stepWarmupMs / 1000} s unrecorded before its window, on the same connections` : "each step's record starts with its users connecting"}; ${s.instances} gateway instances; fresh PostgreSQL and Redis per topology; ${s.warmupMs / 1000} s warm-up not reported.` +
       (s.openRate > 0 ? ` Open step: ${s.openRate} requests/s for ${s.openDurationMs / 1000} s over at most ${s.openMaxConnections} connections, latency from the intended send time.` : ''),
   );
   out.push('');

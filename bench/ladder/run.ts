@@ -18,6 +18,7 @@ export const DEFAULT_SETTINGS: LadderSettings = {
   instances: 5,
   timeoutMs: 10_000,
   errorPauseMs: 0,
+  stepWarmupMs: 0,
   distinctQueries: 1000,
   warmupMs: 2000,
   pauseMs: 1000,
@@ -94,7 +95,7 @@ async function runTopology(name: string, s: LadderSettings, log: (line: string) 
       await sleep(s.pauseMs);
       log(`[${name}] ${users} users for ${s.stepDurationMs} ms`);
       const { result, server } = await withKernelCounts(
-        () => load(s, { model: 'closed', url, request: queryRequest(s), users, durationMs: s.stepDurationMs, timeoutMs: s.timeoutMs, errorBackoffMs: s.errorPauseMs, errorAnswerBackoffMs: s.errorPauseMs }),
+        () => load(s, { model: 'closed', url, request: queryRequest(s), users, durationMs: s.stepDurationMs, warmupMs: s.stepWarmupMs, timeoutMs: s.timeoutMs, errorBackoffMs: s.errorPauseMs, errorAnswerBackoffMs: s.errorPauseMs }),
         topo,
       );
       steps.push({ kind: 'closed', users, result, server });

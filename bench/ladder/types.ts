@@ -19,6 +19,12 @@ export interface LadderSettings {
    * phase-1 runs paused 100 ms after socket failures only.
    */
   readonly errorPauseMs: number;
+  /**
+   * Closed model: each step's users first run this long unrecorded, on the connections the step
+   * then measures (0, the default: like k6's constant-vus, the step's record starts with all its
+   * users connecting at once).
+   */
+  readonly stepWarmupMs: number;
   readonly distinctQueries: number;
   readonly warmupMs: number;
   readonly pauseMs: number;
