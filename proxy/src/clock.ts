@@ -1,9 +1,9 @@
 // Time, injectable. Every policy takes time from a Clock so unit tests can drive it with
 // FakeClock instead of sleeping; production uses the monotonic system clock.
+import { performance } from 'node:perf_hooks';
 
 /** The longest delay setTimeout accepts. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-import { performance } from 'node:perf_hooks';
 
 export type TimerHandle = { cancel(): void };
 

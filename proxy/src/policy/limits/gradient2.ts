@@ -195,7 +195,7 @@ export class Gradient2Limit implements LimitAlgorithm {
   private startProbe(now: number): void {
     const rtt = Math.max(this.lastShortRtt, this.long.value);
     this.probe = { saved: this.limit, cleanFrom: now + rtt, giveUpAt: now + rtt + 5 * this.maxWindowMs, sum: 0, count: 0 };
-    this.limit = Math.max(this.min, Math.min(this.limit, Math.round(this.limit / 2)));
+    this.limit = Math.max(this.min, Math.round(this.limit / 2));
     this.resetWindow();
   }
 
@@ -219,10 +219,9 @@ export class Gradient2Limit implements LimitAlgorithm {
 
   private update(): void {
     const dropped = this.drops > 1 && this.drops > this.dropThreshold * this.count;
-    const maxInFlight = this.maxInFlight;
     const short = this.countRtt > 0 ? this.sum / this.countRtt : 0;
+    this.binding = this.maxInFlight >= this.limit / 2;
     this.resetWindow();
-    this.binding = maxInFlight >= this.limit / 2;
 
     if (dropped) {
       this.limit = Math.max(this.min, this.limit * this.backoffRatio);
@@ -234,7 +233,7 @@ export class Gradient2Limit implements LimitAlgorithm {
     // a probe has measured the baseline, it holds until the next probe (as Envoy's minRTT does).
     const long = this.binding && this.probes > 0 ? this.long.value : this.long.add(short);
     if (long / short > 2) this.long.value *= 0.95;
-    if (maxInFlight < this.limit / 2) return;
+    if (!this.binding) return;
     const gradient = clamp((this.tolerance * long) / short, 0.5, 1);
     const next = this.limit * gradient + this.queueSize(this.limit);
     this.limit = clamp(this.limit * (1 - this.smoothing) + next * this.smoothing, this.min, this.max);
