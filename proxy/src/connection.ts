@@ -4,8 +4,9 @@
 // it gracefully (lingering: what the client still sends is read and dropped, so a response
 // followed by close is not turned into a reset). Timeouts are checked by the listener's
 // sweeper against `deadline`; there is no timer per connection or per request here.
-import type { Socket } from 'node:net';
-import { CR, LF } from './http/chars.js';
+import type { Server, Socket } from 'node:net';
+import { rewrapWithOnRead } from './net/accepted-socket.js';
+import { copyBytes, CR, LF } from './http/chars.js';
 import { findHeadEnd, hasBareLf, INCOMPLETE, ParseError } from './http/head.js';
 import { parseRequestHead } from './http/request-head.js';
 import { buildLocalResponse } from './http/serialize.js';
@@ -27,6 +28,9 @@ const LINGER_MS = 2000;
 const PIPELINE_HIGH_WATER = 64 * 1024;
 /** Empty lines tolerated before a request line (RFC 9112 2.2). */
 const MAX_LEADING_EMPTY_LINES = 8;
+// Client sockets read into this one buffer (see net/accepted-socket.ts); every read is copied
+// out at its exact size before the callback returns, so one buffer serves all connections.
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 export class ClientConnection {
   readonly remoteAddress: string;
@@ -42,14 +46,22 @@ export class ClientConnection {
   private pauses = 0;
   private processing = false;
 
+  readonly socket: Socket;
+
   constructor(
-    readonly socket: Socket,
+    accepted: Socket,
     readonly listener: Listener,
+    server?: Server,
   ) {
+    const socket = (server && rewrapWithOnRead(accepted, server, READ_BUFFER, this.onRead)) ?? accepted;
+    this.socket = socket;
     const addr = socket.remoteAddress ?? '';
     this.remoteAddress = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
     socket.setNoDelay(true);
-    socket.on('data', this.onData);
+    if (socket === accepted) {
+      socket.on('data', this.onData);
+      socket.resume();
+    }
     socket.on('error', noop);
     socket.on('close', this.onClose);
     socket.on('drain', this.onDrain);
@@ -84,6 +96,13 @@ export class ClientConnection {
     if (this.state === State.Closed) return;
     this.socket.destroy();
   }
+
+  private readonly onRead = (nread: number, readBuffer: Uint8Array): boolean => {
+    const chunk = Buffer.allocUnsafe(nread);
+    copyBytes(readBuffer as Buffer, 0, nread, chunk, 0);
+    this.onData(chunk);
+    return true;
+  };
 
   private readonly onData = (chunk: Buffer): void => {
     const state = this.state;

@@ -41,7 +41,7 @@ export class Listener {
     readonly clock: Clock,
     metrics: ProxyMetrics,
   ) {
-    this.server = createServer({ noDelay: true }, this.onConnection);
+    this.server = createServer({ noDelay: true, pauseOnConnect: true }, this.onConnection);
     this.connectionsTotal = metrics.downstreamConnectionsTotal.labels(bindConfig.name);
     this.overflowTotal = metrics.downstreamConnectionsOverflow.labels(bindConfig.name);
   }
@@ -115,7 +115,7 @@ export class Listener {
       return;
     }
     this.connectionsTotal.inc();
-    const conn = new ClientConnection(socket, this);
+    const conn = new ClientConnection(socket, this, this.server);
     this.connections.add(conn);
   };
 
