@@ -6,7 +6,7 @@
 //
 // sample() reads what the proxies counted themselves from their /metrics: rejections by
 // reason at the edge and at the sidecars, the edge's retries, spent retry budget, ejections,
-// and the sidecars' concurrency limits at the end of the step.
+// the sidecars' concurrency limits at the end of the step, and the edge's event-loop delay.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,10 +94,19 @@ export const startTsmeshTopology: StartTopology = async (opts: TsmeshOptions): P
   const sample = async (): Promise<Record<string, number>> => {
     const now = new Map<string, number>();
     const limits: number[] = [];
+    const edgeLoop: Record<string, number> = {};
     const read = async (url: string, role: 'edge' | 'sidecars') => {
       const samples = await scrape(url);
       for (const [k, v] of counters(samples, role)) now.set(k, (now.get(k) ?? 0) + v);
       if (role === 'sidecars') for (const s of samples) if (s.name === 'tsmesh_concurrency_limit') limits.push(s.value);
+      // prom-client resets its event-loop delay histogram at every scrape, so these cover the
+      // step (and the pause before it): how long a request the edge answers at once can wait
+      // in the edge before it is read.
+      if (role === 'edge')
+        for (const s of samples) {
+          if (s.name === 'tsmesh_nodejs_eventloop_lag_p99_seconds') edgeLoop['edge loop delay p99 ms'] = Math.round(s.value * 1000);
+          if (s.name === 'tsmesh_nodejs_eventloop_lag_max_seconds') edgeLoop['edge loop delay max ms'] = Math.round(s.value * 1000);
+        }
     };
     try {
       await Promise.all([read(mesh.edgeAdminUrl, 'edge'), ...mesh.instances.map((i) => read(i.adminUrl, 'sidecars'))]);
@@ -113,7 +122,7 @@ export const startTsmeshTopology: StartTopology = async (opts: TsmeshOptions): P
     previous = now;
     // A gauge, not a count: where the adaptive limits ended the step.
     if (limits.length) out['sidecar limits (sum)'] = Math.round(limits.reduce((a, b) => a + b, 0));
-    return out;
+    return { ...out, ...edgeLoop };
   };
 
   return {

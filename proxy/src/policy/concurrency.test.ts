@@ -86,6 +86,41 @@ test('a queued request gives up after queue.timeout, or sooner at its deadline, 
   assert.equal(h.clock.pendingTimers, 0);
 });
 
+test('a request whose queue wait is predicted to run out is answered 503 at once instead of after queue.timeout', async () => {
+  const h = staticHarness(2, { max: 10, timeout: '50ms' });
+  const b = held(h);
+  const handler = createConcurrencyPolicy(h.build())!(b.handler);
+  // Requests hold a slot for 40 ms: with 2 slots, one frees every 20 ms on average.
+  const first = [handler(h.ctx()), handler(h.ctx())];
+  await settle();
+  await h.clock.tick(40);
+  for (const w of b.waiting.splice(0)) w.answer();
+  await Promise.all(first);
+  const state = h.cluster.stateOf<ConcurrencyState>('concurrency', () => assert.fail('state exists'));
+  assert.equal(state.slotMs, 40);
+
+  const inSlots = [handler(h.ctx()), handler(h.ctx())];
+  const start = h.clock.now();
+  const second = handler(h.ctx()); // expected wait 20 ms
+  const third = handler(h.ctx()); // 40 ms
+  const fourth = handler(h.ctx()); // 60 ms > 50 ms: not queued
+  const r4 = await fourth;
+  assert.equal(r4.kind === 'local' && r4.reason, 'overloaded');
+  assert.equal(h.clock.now(), start, 'answered without waiting');
+  assert.equal(state.queueLength, 2);
+
+  // The two it queued are admitted as slots free, within the queue timeout.
+  await h.clock.tick(20);
+  b.waiting[0]!.answer();
+  await settle();
+  await h.clock.tick(20);
+  b.waiting[1]!.answer();
+  await settle();
+  assert.equal(state.queueLength, 0);
+  for (const w of b.waiting.slice(2)) w.answer();
+  assert.deepEqual((await Promise.all([...inSlots, second, third])).map((o) => o.status), [200, 200, 200, 200]);
+});
+
 test('a request whose deadline has passed is not queued', async () => {
   const h = staticHarness(1);
   const b = held(h);

@@ -8,6 +8,9 @@
 // - Past the limit a request waits in a FIFO queue of at most queue.max requests, for at most
 //   queue.timeout and never past its deadline; when it cannot queue, or its wait runs out, it
 //   gets 503 overloaded. A client that goes away leaves the queue at once (ctx.cancel).
+// - A request is not queued when its wait is predicted to run out: slots free at about
+//   limit / (mean time in a slot), so the n-th in line waits about n x that time / limit. It
+//   is answered 503 at once instead of after queue.timeout; the queue keeps what it can admit.
 // - Rejecting is O(1) and allocates nothing: the answer and its settled promise are built once
 //   per snapshot. That is what keeps rejections in microseconds at 10x overload.
 // - The state (in-flight count, queue, the algorithm and what it learned) belongs to the cluster
@@ -52,9 +55,14 @@ export function createLimitAlgorithm(cfg: ConcurrencyConfig, random?: () => numb
 }
 
 /** A cluster's admission state, kept across config swaps (ClusterState.stateOf('concurrency')). */
+/** Weight of one completed request in the mean time in a slot. */
+const SLOT_TIME_WEIGHT = 1 / 32;
+
 export class ConcurrencyState {
   inFlight = 0;
   queueLength = 0;
+  /** Moving mean of the time admitted requests held a slot, in ms (0: nothing completed yet). */
+  slotMs = 0;
   algorithm: LimitAlgorithm;
   private algorithmKey: string;
   private head: Waiter | undefined;
@@ -91,9 +99,21 @@ export class ConcurrencyState {
     });
   }
 
-  /** One admitted request is done: free its slot, learn from it, and hand free slots to the queue in order. */
-  release(now: number, sample: boolean, startTime: number, inFlightAtStart: number, didDrop: boolean): void {
+  /** How long the request at `position` in line (1: next) is expected to wait for a slot, in ms. */
+  expectedWaitMs(position: number): number {
+    return (this.slotMs * position) / this.limit;
+  }
+
+  /**
+   * One admitted request is done: free its slot, learn from it, and hand free slots to the queue
+   * in order. `held`: whether it ran (then startTime is when it took its slot).
+   */
+  release(now: number, sample: boolean, startTime: number, inFlightAtStart: number, didDrop: boolean, held = true): void {
     this.inFlight--;
+    if (held) {
+      const ms = now - startTime;
+      this.slotMs = this.slotMs === 0 ? ms : this.slotMs + (ms - this.slotMs) * SLOT_TIME_WEIGHT;
+    }
     if (sample) this.algorithm.onSample(startTime, now - startTime, inFlightAtStart, didDrop);
     this.admitWaiting();
   }
@@ -208,7 +228,7 @@ export function createConcurrencyPolicy(b: PolicyBuildContext, options: Concurre
       queueWait.observe((clock.now() - enqueuedAt) / 1000);
       if (result === 'admitted') {
         if (!ctx.aborted) return run(ctx);
-        state.release(clock.now(), false, 0, 0, false);
+        state.release(clock.now(), false, 0, 0, false, false);
         ctx.reason = 'client_closed';
         return CLIENT_CLOSED;
       }
@@ -227,7 +247,7 @@ export function createConcurrencyPolicy(b: PolicyBuildContext, options: Concurre
       }
       if (state.queueLength < queueMax && !ctx.aborted) {
         const waitMs = Math.min(queueTimeout, ctx.deadline - clock.now());
-        if (waitMs > 0) return queued(ctx, waitMs);
+        if (waitMs > 0 && state.expectedWaitMs(state.queueLength + 1) <= waitMs) return queued(ctx, waitMs);
       }
       ctx.reason = 'overloaded';
       return rejected;
