@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
+import { once } from 'node:events';
 import { freePort, holdPort, portOpen } from './ports.js';
 
 test('freePort gives a port that can be bound at once; portOpen sees it open, then closed', async () => {
@@ -30,4 +31,12 @@ test('holdPort keeps each port bound until released, so ports picked one after a
   const again = await holdPort('127.0.0.1', held[0]!.port);
   await again.release();
   await again.release();
+});
+
+test('a held port closes the connections made to it, and release() does not wait on them', async () => {
+  const held = await holdPort('127.0.0.1', 0);
+  const client = connect(held.port, '127.0.0.1');
+  client.on('error', () => {});
+  await once(client, 'close');
+  await held.release();
 });

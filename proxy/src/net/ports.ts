@@ -41,7 +41,9 @@ export interface HeldPort {
  */
 export function holdPort(host: string, port: number): Promise<HeldPort> {
   return new Promise((resolve, reject) => {
-    const s: Server = createServer();
+    // A client that connects meanwhile (a health probe, a browser) is closed at once: close()
+    // waits for open connections, so one left open would hold release() forever.
+    const s: Server = createServer((socket) => socket.destroy());
     s.once('error', reject);
     s.listen(port, host, () => {
       const bound = (s.address() as { port: number }).port;
