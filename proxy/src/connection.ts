@@ -6,7 +6,8 @@
 // sweeper against `deadline`; there is no timer per connection or per request here.
 import type { Server, Socket } from 'node:net';
 import { rewrapWithOnRead } from './net/accepted-socket.js';
-import { copyBytes, CR, LF } from './http/chars.js';
+import { copyOfRead, READ_BUFFER } from './net/read-buffer.js';
+import { CR, LF } from './http/chars.js';
 import { findHeadEnd, hasBareLf, INCOMPLETE, ParseError } from './http/head.js';
 import { parseRequestHead } from './http/request-head.js';
 import { buildLocalResponse } from './http/serialize.js';
@@ -28,9 +29,6 @@ const LINGER_MS = 2000;
 const PIPELINE_HIGH_WATER = 64 * 1024;
 /** Empty lines tolerated before a request line (RFC 9112 2.2). */
 const MAX_LEADING_EMPTY_LINES = 8;
-// Client sockets read into this one buffer (see net/accepted-socket.ts); every read is copied
-// out at its exact size before the callback returns, so one buffer serves all connections.
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 export class ClientConnection {
   readonly remoteAddress: string;
@@ -98,9 +96,7 @@ export class ClientConnection {
   }
 
   private readonly onRead = (nread: number, readBuffer: Uint8Array): boolean => {
-    const chunk = Buffer.allocUnsafe(nread);
-    copyBytes(readBuffer as Buffer, 0, nread, chunk, 0);
-    this.onData(chunk);
+    this.onData(copyOfRead(nread, readBuffer));
     return true;
   };
 

@@ -6,8 +6,7 @@
 // with the one option it does not pass. This reads `_handle`, which is not public API, so it is
 // feature-checked and falls back to the stream when the shape differs (tested for both).
 import { Socket, type Server } from 'node:net';
-
-export type ReadCallback = (nread: number, buf: Uint8Array) => boolean;
+import type { ReadCallback } from './read-buffer.js';
 
 interface StreamHandle {
   readStart(): number;

@@ -54,9 +54,10 @@ export function createLimitAlgorithm(cfg: ConcurrencyConfig, random?: () => numb
   return new Gradient2Limit({ initial: a.initial, min: a.min, max: a.max, ...(random ? { random } : {}) });
 }
 
-/** A cluster's admission state, kept across config swaps (ClusterState.stateOf('concurrency')). */
 /** Weight of one completed request in the mean time in a slot. */
 const SLOT_TIME_WEIGHT = 1 / 32;
+
+/** A cluster's admission state, kept across config swaps (ClusterState.stateOf('concurrency')). */
 
 export class ConcurrencyState {
   inFlight = 0;

@@ -1,0 +1,17 @@
+// Sockets read through net's `onread` option (upstream connections, and client connections
+// re-wrapped by accepted-socket.ts) all read into this one buffer: no Readable stream machinery
+// and no 64 KiB allocation per read. Reads happen one at a time on this thread and each is
+// copied out at its exact size before its callback returns, so one buffer serves every socket.
+import { copyBytes } from '../http/chars.js';
+
+export const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/** Called with the bytes of each read; they must be copied if kept after the call returns. Returns true (keep reading). */
+export type ReadCallback = (nread: number, buf: Uint8Array) => boolean;
+
+/** The bytes of one read, copied out of the shared buffer. */
+export function copyOfRead(nread: number, buf: Uint8Array): Buffer {
+  const chunk = Buffer.allocUnsafe(nread);
+  copyBytes(buf as Buffer, 0, nread, chunk, 0);
+  return chunk;
+}
