@@ -1,7 +1,7 @@
 // The running proxy: live config swaps, refused applies, admin endpoints, access log, drain.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,6 +114,40 @@ test('a listener removed by a new config stops accepting; a new one is bound', a
     assert.equal((await httpGet(p.port('three'), '/')).headers['x-upstream'], String(b.port));
   } finally {
     await p.close();
+  }
+});
+
+/** Descriptors this process holds for the socket listening on `port` (Linux: /proc/net/tcp gives its inode). */
+function listeningDescriptors(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const line = readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find((f) => f[1]?.endsWith(`:${hexPort}`) && f[3] === '0A');
+  if (!line) return 0;
+  const link = `socket:[${line[9]}]`;
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === link;
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+test('acceptDescriptors: the listener accepts on that many descriptors of its socket, serves through them, and closes them all', { skip: process.platform !== 'linux' }, async () => {
+  const p = await startTestProxy({ ...doc('a'), listeners: [{ name: 'edge', acceptDescriptors: 4, routes: [{ name: 'r', match: {}, cluster: 'a' }] }] });
+  const port = p.port('edge');
+  let closed = false;
+  try {
+    assert.equal(listeningDescriptors(port), 4);
+    const statuses = await Promise.all(Array.from({ length: 50 }, () => httpGet(port, '/').then((r) => r.status)));
+    assert.deepEqual(new Set(statuses), new Set([200]));
+    await p.close();
+    closed = true;
+    assert.equal(listeningDescriptors(port), 0);
+  } finally {
+    if (!closed) await p.close();
   }
 });
 

@@ -7,6 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Clock } from './clock.js';
 import { parseHostPort } from './config/units.js';
 import { ClientConnection } from './connection.js';
+import { duplicateListenHandles } from './net/listen-descriptors.js';
 import { buildLocalResponse } from './http/serialize.js';
 import type { ListenerConfig } from './config/schema.js';
 import type { ListenerSnapshot } from './snapshot-types.js';
@@ -18,6 +19,8 @@ const OVERLOADED = buildLocalResponse(503, 'overloaded', 'overloaded: the proxy 
 
 export class Listener {
   readonly server: Server;
+  /** Servers on further descriptors of the same socket (acceptDescriptors > 1). */
+  private extraServers: Server[] = [];
   readonly connections = new Set<ClientConnection>();
   /** Requests in flight on this listener. */
   active = 0;
@@ -33,15 +36,15 @@ export class Listener {
   private readonly overflowTotal: { inc(): void };
   /** The config's snapshot; swapped by `activate` (one assignment), read at each request's start. */
   snapshot!: ListenerSnapshot;
-  /** Connections accepted between listen() and the first activate(). */
-  private early: Socket[] | undefined = [];
+  /** Connections accepted between listen() and the first activate(), with the server that accepted each. */
+  private early: Array<[Socket, Server]> | undefined = [];
 
   constructor(
     private readonly bindConfig: ListenerConfig,
     readonly clock: Clock,
     metrics: ProxyMetrics,
   ) {
-    this.server = createServer({ noDelay: true, pauseOnConnect: true }, this.onConnection);
+    this.server = this.createAcceptingServer();
     this.connectionsTotal = metrics.downstreamConnectionsTotal.labels(bindConfig.name);
     this.overflowTotal = metrics.downstreamConnectionsOverflow.labels(bindConfig.name);
   }
@@ -51,7 +54,7 @@ export class Listener {
     this.snapshot = snapshot;
     const early = this.early;
     this.early = undefined;
-    if (early) for (const s of early) this.onConnection(s);
+    if (early) for (const [socket, server] of early) this.onConnection(socket, server);
   }
 
   get name(): string {
@@ -77,7 +80,7 @@ export class Listener {
 
   listen(): Promise<void> {
     const hp = parseHostPort(this.bindConfig.address)!;
-    return new Promise((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => {
         this.server.off('listening', onListening);
         reject(err);
@@ -91,12 +94,42 @@ export class Listener {
       this.server.once('error', onError);
       this.server.once('listening', onListening);
       this.server.listen({ host: hp.host, port: hp.port, backlog: this.bindConfig.backlog });
-    });
+    }).then(() => this.listenOnMoreDescriptors());
   }
 
-  private readonly onConnection = (socket: Socket): void => {
+  /** Paused on accept: ClientConnection takes the handle over (net/accepted-socket.ts). */
+  private createAcceptingServer(): Server {
+    const server: Server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) => this.onConnection(socket, server));
+    return server;
+  }
+
+  private async listenOnMoreDescriptors(): Promise<void> {
+    const extra = this.bindConfig.acceptDescriptors - 1;
+    if (extra <= 0 || process.platform !== 'linux') return;
+    let handles;
+    try {
+      handles = await duplicateListenHandles(this.server, extra);
+    } catch (err) {
+      // Accepting still works, one connection per poll: worth a warning, not a failure.
+      process.emitWarning(`listener ${this.bindConfig.name}: accepting on one descriptor only (${(err as Error).message})`);
+      return;
+    }
+    for (const handle of handles) {
+      if (!this.accepting) {
+        // Stopped meanwhile: these descriptors are not wanted any more.
+        (handle as { close?: () => void }).close?.();
+        continue;
+      }
+      const server = this.createAcceptingServer();
+      server.on('error', noop);
+      await new Promise<void>((resolve) => server.listen(handle, resolve));
+      this.extraServers.push(server);
+    }
+  }
+
+  private onConnection(socket: Socket, server: Server): void {
     if (this.early) {
-      this.early.push(socket);
+      this.early.push([socket, server]);
       return;
     }
     const cfg = this.snapshot.config;
@@ -115,9 +148,9 @@ export class Listener {
       return;
     }
     this.connectionsTotal.inc();
-    const conn = new ClientConnection(socket, this, this.server);
+    const conn = new ClientConnection(socket, this, server);
     this.connections.add(conn);
-  };
+  }
 
   requestStarted(): void {
     this.active++;
@@ -187,7 +220,8 @@ export class Listener {
   stopAccepting(): Promise<void> {
     if (this.accepting) {
       this.accepting = false;
-      this.serverClosed = new Promise((resolve) => this.server.close(() => resolve()));
+      const servers = [this.server, ...this.extraServers];
+      this.serverClosed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(noop);
     }
     return Promise.resolve();
   }
@@ -222,7 +256,7 @@ export class Listener {
     for (const conn of this.connections) conn.destroy();
     for (const socket of this.overflow.keys()) socket.destroy();
     this.overflow.clear();
-    for (const socket of this.early ?? []) socket.destroy();
+    for (const [socket] of this.early ?? []) socket.destroy();
   }
 }
 

@@ -154,6 +154,13 @@ export const listener = z.strictObject({
   maxBodyBytes: size.default(10 * 1024 * 1024),
   /** Accept queue length asked of the kernel (capped by net.core.somaxconn). */
   backlog: int(1, 1_000_000).default(65_535),
+  /**
+   * Descriptors of the listening socket the event loop watches (Linux): a busy Node 20 loop
+   * accepts one connection per descriptor per poll, so more of them drain a connection storm
+   * faster (net/listen-descriptors.ts). 1: the socket alone. Like backlog, it is set when the
+   * listener is bound.
+   */
+  acceptDescriptors: int(1, 64).default(1),
   routes: z.array(route).default([]),
 });
 

@@ -66,6 +66,7 @@ export interface Listener {
   maxBodyBytes?: string | undefined;
   backlog?: number | undefined;
   routes: Route[];
+  acceptDescriptors?: number | undefined;
 }
 
 export interface Route {
@@ -563,6 +564,7 @@ function createBaseListener(): Listener {
     maxBodyBytes: undefined,
     backlog: undefined,
     routes: [],
+    acceptDescriptors: undefined,
   };
 }
 
@@ -594,6 +596,9 @@ export const Listener: MessageFns<Listener> = {
     }
     for (const v of message.routes) {
       Route.encode(v!, writer.uint32(74).fork()).join();
+    }
+    if (message.acceptDescriptors !== undefined) {
+      writer.uint32(80).uint32(message.acceptDescriptors);
     }
     return writer;
   },
@@ -683,6 +688,14 @@ export const Listener: MessageFns<Listener> = {
             message.routes.push(Route.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.acceptDescriptors = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -728,6 +741,11 @@ export const Listener: MessageFns<Listener> = {
       routes: globalThis.Array.isArray(object?.routes)
         ? object.routes.map((e: any) => Route.fromJSON(e))
         : [],
+      acceptDescriptors: isSet(object.acceptDescriptors)
+        ? globalThis.Number(object.acceptDescriptors)
+        : isSet(object.accept_descriptors)
+        ? globalThis.Number(object.accept_descriptors)
+        : undefined,
     };
   },
 
@@ -760,6 +778,9 @@ export const Listener: MessageFns<Listener> = {
     if (message.routes?.length) {
       obj.routes = message.routes.map((e) => Route.toJSON(e));
     }
+    if (message.acceptDescriptors !== undefined) {
+      obj.acceptDescriptors = Math.round(message.acceptDescriptors);
+    }
     return obj;
   },
 
@@ -777,6 +798,7 @@ export const Listener: MessageFns<Listener> = {
     message.maxBodyBytes = object.maxBodyBytes ?? undefined;
     message.backlog = object.backlog ?? undefined;
     message.routes = object.routes?.map((e) => Route.fromPartial(e)) || [];
+    message.acceptDescriptors = object.acceptDescriptors ?? undefined;
     return message;
   },
 };
