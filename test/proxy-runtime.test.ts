@@ -3,6 +3,7 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startUpstream, type TestUpstream } from './support/upstream.js';
@@ -141,6 +142,13 @@ test('acceptDescriptors: the listener accepts on that many descriptors of its so
   let closed = false;
   try {
     assert.equal(listeningDescriptors(port), 4);
+    // Each extra descriptor listens again on the shared socket, with the configured backlog
+    // (capped by net.core.somaxconn), not Node's default 511: `ss` shows it as Send-Q.
+    const ss = spawnSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' });
+    if (ss.status === 0) {
+      const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+      assert.equal(Number(ss.stdout.trim().split(/\s+/)[2]), Math.min(65_535, somaxconn), ss.stdout);
+    }
     const statuses = await Promise.all(Array.from({ length: 50 }, () => httpGet(port, '/').then((r) => r.status)));
     assert.deepEqual(new Set(statuses), new Set([200]));
     await p.close();

@@ -122,7 +122,8 @@ export class Listener {
       }
       const server = this.createAcceptingServer();
       server.on('error', noop);
-      await new Promise<void>((resolve) => server.listen(handle, resolve));
+      // With the backlog again: listen() on the shared socket sets its accept queue for all descriptors.
+      await new Promise<void>((resolve) => server.listen(handle, this.bindConfig.backlog, resolve));
       this.extraServers.push(server);
     }
   }
