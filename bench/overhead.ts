@@ -26,6 +26,7 @@
 // Options: --duration 3 (s per run) --warmup 2 (s) --connections 100,1000 --rounds 3
 //          --threads 1 (wrk threads) --access-log (turn the proxy's access log on, to a temp file)
 //          --upstream node,nginx (either or both, in that order)
+//          --accept-descriptors 1 (the tsmesh listener's acceptDescriptors)
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
@@ -49,6 +50,9 @@ const CONNECTIONS = opt('connections', '100,1000').split(',').map(Number);
 const ROUNDS = Number(opt('rounds', '3'));
 const THREADS = Number(opt('threads', '1'));
 const ACCESS_LOG = args.includes('--access-log');
+// Descriptors of tsmesh's listening socket (listener acceptDescriptors): nginx here runs with
+// multi_accept on, which takes every pending connection at once; 1 is tsmesh's default.
+const ACCEPT_DESCRIPTORS = Number(opt('accept-descriptors', '1'));
 const UPSTREAMS = opt('upstream', 'node,nginx').split(',') as Array<'node' | 'nginx'>;
 for (const u of UPSTREAMS) if (u !== 'node' && u !== 'nginx') throw new Error(`--upstream: node or nginx, not ${u}`);
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
@@ -141,6 +145,7 @@ listeners:
   - name: bench
     address: 127.0.0.1:${port}
     maxConnections: 20000
+    acceptDescriptors: ${ACCEPT_DESCRIPTORS}
     routes:
       - name: all
         match: { path: { prefix: / } }
