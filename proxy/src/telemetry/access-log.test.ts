@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../../../test/support/repo.js';
+import { waitFor } from '../../../test/support/servers.js';
 import { accessLog as accessLogSchema } from '../config/schema.js';
 import type { Reason } from '../reasons.js';
 import { ACCESS_LOG_FIELDS, AccessLog, type LoggedRequest } from './access-log.js';
@@ -141,4 +143,65 @@ test('off writes nothing; sampled logs rejections and 5xx always, successes at t
 
   const half = await written({ enabled: true, sampleRate: 0.5 }, many);
   assert.ok(half.lines.length > 50 && half.lines.length < 150, `${half.lines.length} of 200 at 0.5`);
+});
+
+/** Descriptors of this process open on `path` (Linux /proc). */
+function descriptorsOf(path: string): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === path;
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+test('a destination that stops reading costs a bounded buffer: lines beyond it are dropped and counted', { skip: process.platform !== 'linux' }, async () => {
+  // A FIFO whose reader never reads: this test holds its read end open and never reads it.
+  const dir = mkdtempSync(join(tmpdir(), 'tsmesh-access-log-'));
+  const fifo = join(dir, 'access.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  let dropped = 0;
+  const log = new AccessLog(accessLogSchema.parse({ enabled: true, path: fifo }), { onDrop: () => dropped++, maxBufferedBytes: 256 * 1024 });
+  try {
+    for (let i = 0; i < 5000; i++) log.log(request({ startTime: 1000 + i }), 1003 + i, 'edge');
+    // ~1.2 MB of lines against 256 KiB waiting (and the pipe's 64 KiB): the rest is dropped at
+    // once, without waiting.
+    assert.ok(dropped > 3000, `dropped ${dropped}`);
+    assert.ok(dropped < 5000, `some lines were kept (dropped ${dropped})`);
+  } finally {
+    // Once the writer has the FIFO open (its open waits for a reader), closing the only reader
+    // makes its blocked write fail with EPIPE instead of hanging the process.
+    await waitFor('the log to open the FIFO', async () => descriptorsOf(fifo) >= 2, 5000);
+    closeSync(reader);
+    // close() gives a stuck destination 2 s on an unref'd timer; this test keeps the loop up.
+    const keepAlive = setTimeout(() => {}, 5000);
+    await log.close();
+    clearTimeout(keepAlive);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a path that cannot be opened: one warning, lines counted as dropped, nothing thrown', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tsmesh-access-log-'));
+  const file = join(dir, 'a-file');
+  writeFileSync(file, '');
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  let dropped = 0;
+  try {
+    const log = new AccessLog(accessLogSchema.parse({ enabled: true, path: join(file, 'access.log') }), { onDrop: () => dropped++ });
+    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 10; i++) log.log(request({ startTime: 1000 + i }), 1003 + i, 'edge');
+    await log.flush();
+    await log.close();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(dropped, 10);
+    assert.equal(warnings.filter((w) => w.startsWith('access log ')).length, 1, warnings.join('; '));
+  } finally {
+    process.off('warning', onWarning);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -55,6 +55,7 @@ export class ProxyMetrics {
   readonly concurrencyQueueWait: Histogram<'cluster'>;
   readonly rateLimitFallback: Counter<'route'>;
   readonly rateLimitBackendUp: Gauge;
+  readonly accessLogDropped: Counter;
 
   // --- config and control plane ---
   readonly configInfo: Gauge<'version' | 'source'>;
@@ -116,6 +117,7 @@ export class ProxyMetrics {
     this.concurrencyQueueWait = histogram('tsmesh_concurrency_queue_wait_seconds', 'Time requests waited for a concurrency slot.', ['cluster']);
     this.rateLimitFallback = counter('tsmesh_rate_limit_fallback_total', 'Global rate-limit decisions taken locally because Redis was unreachable.', ['route']);
     this.rateLimitBackendUp = gauge('tsmesh_rate_limit_backend_up', '1 while the global rate-limit backend (Redis) is reachable.', []);
+    this.accessLogDropped = counter('tsmesh_access_log_dropped_lines_total', 'Access log lines dropped because the destination did not keep up (16 MiB of lines were waiting).', []);
 
     this.configInfo = gauge('tsmesh_config_info', 'The running config: 1 for its version and source.', ['version', 'source']);
     this.configApplies = counter('tsmesh_config_applies_total', 'Config applies by result (applied, rejected).', ['result']);
