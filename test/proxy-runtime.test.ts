@@ -1,13 +1,14 @@
 // The running proxy: live config swaps, refused applies, admin endpoints, access log, drain.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startUpstream, type TestUpstream } from './support/upstream.js';
 import { RawClient, headerOf, httpGet, metricValue, sleep, startTestProxy, statusOf, testConfig, splitResponses } from './support/proxy.js';
+import { descriptorsTo } from './support/descriptors.js';
 import { freePort, waitFor } from './support/servers.js';
 
 let a: TestUpstream;
@@ -125,15 +126,7 @@ function listeningDescriptors(port: number): number {
     .split('\n')
     .map((l) => l.trim().split(/\s+/))
     .find((f) => f[1]?.endsWith(`:${hexPort}`) && f[3] === '0A');
-  if (!line) return 0;
-  const link = `socket:[${line[9]}]`;
-  return readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`) === link;
-    } catch {
-      return false;
-    }
-  }).length;
+  return line ? descriptorsTo(`socket:[${line[9]}]`) : 0;
 }
 
 test('acceptDescriptors: the listener accepts on that many descriptors of its socket, serves through them, and closes them all', { skip: process.platform !== 'linux' }, async () => {

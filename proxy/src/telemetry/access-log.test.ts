@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../../../test/support/repo.js';
+import { descriptorsTo } from '../../../test/support/descriptors.js';
 import { waitFor } from '../../../test/support/servers.js';
 import { accessLog as accessLogSchema } from '../config/schema.js';
 import type { Reason } from '../reasons.js';
@@ -145,17 +146,6 @@ test('off writes nothing; sampled logs rejections and 5xx always, successes at t
   assert.ok(half.lines.length > 50 && half.lines.length < 150, `${half.lines.length} of 200 at 0.5`);
 });
 
-/** Descriptors of this process open on `path` (Linux /proc). */
-function descriptorsOf(path: string): number {
-  return readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`) === path;
-    } catch {
-      return false;
-    }
-  }).length;
-}
-
 test('a destination that stops reading costs a bounded buffer: lines beyond it are dropped and counted', { skip: process.platform !== 'linux' }, async () => {
   // A FIFO whose reader never reads: this test holds its read end open and never reads it.
   const dir = mkdtempSync(join(tmpdir(), 'tsmesh-access-log-'));
@@ -173,7 +163,7 @@ test('a destination that stops reading costs a bounded buffer: lines beyond it a
   } finally {
     // Once the writer has the FIFO open (its open waits for a reader), closing the only reader
     // makes its blocked write fail with EPIPE instead of hanging the process.
-    await waitFor('the log to open the FIFO', async () => descriptorsOf(fifo) >= 2, 5000);
+    await waitFor('the log to open the FIFO', async () => descriptorsTo(fifo) >= 2, 5000);
     closeSync(reader);
     // close() gives a stuck destination 2 s on an unref'd timer; this test keeps the loop up.
     const keepAlive = setTimeout(() => {}, 5000);
