@@ -58,6 +58,7 @@ import { startProxy, type ProxyRuntime } from '../proxy/src/runtime.js';
 import { parsePromText, sumOf } from '../proxy/src/telemetry/prom-text.js';
 import { freePort } from '../proxy/src/net/ports.js';
 import { exitOnSignals, killOnExit } from '../examples/demo/exit-hooks.js';
+import { ISSUE3_RETRY } from '../test/support/retry-example.js';
 
 // A Ctrl-C, SIGTERM or SIGHUP exits through the exit hooks that kill what this started.
 exitOnSignals();
@@ -85,15 +86,6 @@ const ALGORITHM = opt('algorithm', 'gradient2') as 'gradient2' | 'vegas';
 const QUEUE_TIMEOUT = opt('queue-timeout', '');
 const RETRIES = !args.includes('--no-retry');
 
-/** Issue 3's example route retry block. */
-const RETRY = {
-  attempts: 2,
-  on: ['connect-failure', 'reset', 'gateway-error', 'retriable-status'],
-  retriableStatuses: [503],
-  perTryTimeout: '500ms',
-  backoff: { base: '25ms', max: '250ms' },
-  budget: { percent: 20, minConcurrent: 3 },
-};
 
 function config(upstream: string, limiter: boolean, retry = RETRIES) {
   return proxyConfig.parse({
@@ -103,7 +95,7 @@ function config(upstream: string, limiter: boolean, retry = RETRIES) {
         name: 'edge',
         address: '127.0.0.1:0',
         maxConnections: 20_000,
-        routes: [{ name: 'query', match: { path: { prefix: '/' } }, cluster: 'gateway', timeout: '2s', ...(retry ? { retry: RETRY } : {}) }],
+        routes: [{ name: 'query', match: { path: { prefix: '/' } }, cluster: 'gateway', timeout: '2s', ...(retry ? { retry: ISSUE3_RETRY } : {}) }],
       },
     ],
     // The limiter as a user turns it on: the algorithm named, everything else the defaults.

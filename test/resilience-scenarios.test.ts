@@ -10,6 +10,7 @@ import { FaultUpstream, type FaultSettings } from './support/fault-upstream.js';
 import { httpGet, startTestProxy, testConfig, type SimpleResponse } from './support/proxy.js';
 import { byReason, scrape, sequential, upstreamRequests } from './support/resilience.js';
 import { waitFor } from './support/servers.js';
+import { ISSUE3_RETRY } from './support/retry-example.js';
 
 const cleanup: Array<() => Promise<unknown>> = [];
 after(async () => {
@@ -28,16 +29,6 @@ async function proxy(doc: Record<string, unknown>): Promise<ProxyRuntime> {
   return p;
 }
 
-/** Issue 3's example retry block. */
-const ISSUE_RETRY = {
-  attempts: 2,
-  on: ['connect-failure', 'reset', 'gateway-error', 'retriable-status'],
-  retriableStatuses: [503],
-  perTryTimeout: '500ms',
-  backoff: { base: '25ms', max: '250ms' },
-  budget: { percent: 20, minConcurrent: 3 },
-  idempotentOnly: true,
-};
 
 /**
  * The issue's retry block without its wall-clock bounds (2 s route timeout, 500 ms per try), for
@@ -45,7 +36,7 @@ const ISSUE_RETRY = {
  * turn into timeouts and retries that are not the subject (kills, 503s). Those bounds have their
  * own tests (scenario 3b here, per-try timeouts in resilience-policies.test.ts).
  */
-const LOAD_RETRY = { ...ISSUE_RETRY, perTryTimeout: undefined };
+const LOAD_RETRY = { ...ISSUE3_RETRY, perTryTimeout: undefined };
 
 function gateway(endpoints: readonly FaultUpstream[], route: Record<string, unknown> = {}, cluster: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -153,7 +144,7 @@ test('scenario 3a: every endpoint answers 503: the budget holds attempts to 1.25
   const m = await scrape(p);
   const retries = m.value('tsmesh_retries_total', { route: 'query' });
   const refused = m.value('tsmesh_retry_budget_exhausted_total', { route: 'query' });
-  const { minConcurrent } = ISSUE_RETRY.budget;
+  const { minConcurrent } = ISSUE3_RETRY.budget;
   console.log(
     `scenario 3a: ${load.requests} requests, all 503; ${attempts} upstream attempts = ${(attempts / load.requests).toFixed(4)} per request ` +
       `(${retries} retries, ${refused} refused by the budget; floor allowance ${minConcurrent * 10})`,
@@ -180,7 +171,7 @@ test('scenario 3a: every endpoint answers 503: the budget holds attempts to 1.25
 test('scenario 3b: every endpoint hangs: past maxRequests the breaker answers 503 circuit_open at once, and nothing of it reaches the upstream', async () => {
   const ups = await upstreams(3, { hangRate: 1 }, 40);
   const p = await proxy(
-    gateway(ups, { timeout: '300ms', retry: { ...ISSUE_RETRY, perTryTimeout: '100ms' } }, { circuitBreaker: { maxRequests: 10 } }),
+    gateway(ups, { timeout: '300ms', retry: { ...ISSUE3_RETRY, perTryTimeout: '100ms' } }, { circuitBreaker: { maxRequests: 10 } }),
   );
   const load = await runLoadInChild({
     model: 'closed',
@@ -210,7 +201,7 @@ test('scenario 3b: every endpoint hangs: past maxRequests the breaker answers 50
   // Few requests get past the breaker, so the budget's floor (minConcurrent x 10 retries per
   // 10 s window, when 25 % of first tries is less) may be what it grants here; counted against
   // all client requests, as the issue counts them, attempts stay far below 1.25 per request.
-  assert.ok(retries <= Math.max(0.25 * timedOut, ISSUE_RETRY.budget.minConcurrent * 10) + 1, `${retries} retries for ${timedOut} admitted requests`);
+  assert.ok(retries <= Math.max(0.25 * timedOut, ISSUE3_RETRY.budget.minConcurrent * 10) + 1, `${retries} retries for ${timedOut} admitted requests`);
   assert.ok(attempts / load.requests <= 1.25, `attempts per client request ${attempts / load.requests}`);
   for (const u of ups) assert.ok(u.stats.maxInFlight <= 10, `${u.name}: ${u.stats.maxInFlight} in flight`);
   // Per-try timeouts count against endpoints: one of three ejected (maxEjectionPercent 50).
