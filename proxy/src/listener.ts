@@ -7,7 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Clock } from './clock.js';
 import { parseHostPort } from './config/units.js';
 import { ClientConnection } from './connection.js';
-import { duplicateListenHandles } from './net/listen-descriptors.js';
+import { closeListenHandle, duplicateListenHandles } from './net/listen-descriptors.js';
 import { buildLocalResponse } from './http/serialize.js';
 import type { ListenerConfig } from './config/schema.js';
 import type { ListenerSnapshot } from './snapshot-types.js';
@@ -117,7 +117,7 @@ export class Listener {
     for (const handle of handles) {
       if (!this.accepting) {
         // Stopped meanwhile: these descriptors are not wanted any more.
-        (handle as { close?: () => void }).close?.();
+        closeListenHandle(handle);
         continue;
       }
       const server = this.createAcceptingServer();

@@ -82,14 +82,11 @@ export class ProxyRuntime implements ConfigTarget {
   private applying: Promise<unknown> = Promise.resolve();
   private drainPromise: Promise<void> | undefined;
   private closed = false;
-  private readonly accessLogDropped: () => void;
 
   constructor(opts: Omit<StartProxyOptions, 'config' | 'version' | 'source'>) {
     this.clock = opts.clock ?? systemClock;
     this.metrics = opts.metrics ?? new ProxyMetrics();
     this.stats = new HotStats(this.metrics);
-    const dropped = this.metrics.accessLogDropped;
-    this.accessLogDropped = () => dropped.inc();
     this.policies = opts.policies ?? POLICY_BUILDERS;
     this.rateLimiters = opts.rateLimiters ?? localRateLimiterFactory(this.clock);
     this.rateLimiterProvider = opts.rateLimiterProvider;
@@ -179,7 +176,7 @@ export class ProxyRuntime implements ConfigTarget {
     this.routeStates.retain(config.listeners.flatMap((l) => l.routes.map((r) => r.name)));
     // Checkers are kept by cluster name with their streaks; removed or unchecked clusters stop.
     this.health.sync(clusters.values());
-    const accessLog = this.accessLog && sameJson(this.accessLog.config, config.accessLog) ? this.accessLog : new AccessLog(config.accessLog, { onDrop: this.accessLogDropped });
+    const accessLog = this.accessLog && sameJson(this.accessLog.config, config.accessLog) ? this.accessLog : new AccessLog(config.accessLog, { onDrop: () => this.metrics.accessLogDropped.inc() });
     const oldAccessLog = this.accessLog !== accessLog ? this.accessLog : undefined;
     this.accessLog = accessLog;
     const oldTracer = this.tracer !== tracer ? this.tracer : undefined;

@@ -14,6 +14,11 @@ const ECHO_SCRIPT = new URL('./handle-echo.js', import.meta.url);
 /** What net.Server.listen() takes to listen on an existing socket. */
 export type ListenHandle = object;
 
+/** Closes a descriptor that will not be listened on. */
+export function closeListenHandle(handle: ListenHandle): void {
+  (handle as { close?: () => void }).close?.();
+}
+
 /**
  * `count` new descriptors of `server`'s listening socket, as handles to pass to another
  * server's listen(). Rejects (and leaves nothing behind) when they cannot be made.
@@ -48,7 +53,7 @@ export async function duplicateListenHandles(server: Server, count: number, time
     });
     return got;
   } catch (err) {
-    for (const h of got) (h as { close?: () => void }).close?.();
+    for (const h of got) closeListenHandle(h);
     throw err;
   } finally {
     child.removeAllListeners();
