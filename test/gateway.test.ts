@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { RedisCache } from '../examples/gateway/cache.js';
 import { startGateway, type Gateway } from '../examples/gateway/index.js';
 import { postQuery, rawExchange, request } from './support/gateway-client.js';
-import { startPostgres, startRedis, type RealServer } from './support/servers.js';
+import { startPostgres, startRedis, waitFor, type RealServer } from './support/servers.js';
 
 describe('gateway API (PostgreSQL + Redis)', () => {
   let pg: RealServer;
@@ -67,6 +69,50 @@ describe('gateway API (PostgreSQL + Redis)', () => {
     assert.equal(second.json.cached, true);
     assert.equal(second.headers['x-cache'], 'HIT');
     assert.deepEqual(second.json.results, first.json.results);
+  });
+
+  it('refreshes a hot entry ahead of its TTL: it never expires while it is asked for', async () => {
+    const ttlMs = 2000;
+    const [a, b] = await Promise.all([0, 1].map((i) => startGateway({ databaseUrl: pg.url, redisUrl: redis.url, cacheTtlMs: ttlMs, name: `refresh-${i}` })));
+    const client = new Redis(redis.url);
+    try {
+      const key = 'tsmesh:gateway:q:latency budget';
+      const stored = async () => {
+        const raw = await client.get(key);
+        assert.ok(raw, 'entry stored');
+        return { refreshAt: Number(raw.split('|')[0]), raw };
+      };
+      assert.equal((await postQuery(a.url, { query: 'Latency Budget' })).headers['x-cache'], 'MISS');
+      const first = await stored();
+      const writtenAt = Date.now();
+      assert.ok(first.refreshAt >= writtenAt + ttlMs * 0.6 - 100 && first.refreshAt <= writtenAt + ttlMs * 0.8, `refresh at ${first.refreshAt - writtenAt} ms`);
+      // Due now: both instances still answer from the cache, and one of them refreshes it.
+      await new Promise((r) => setTimeout(r, Math.max(0, first.refreshAt - Date.now()) + 20));
+      const hits = await Promise.all([postQuery(a.url, { query: 'latency budget' }), postQuery(b.url, { query: 'latency budget' })]);
+      assert.deepEqual(hits.map((h) => h.headers['x-cache']), ['HIT', 'HIT']);
+      await waitFor('the refreshed entry', async () => (await stored()).refreshAt > first.refreshAt, 5000);
+      assert.ok((await client.pttl(key)) > ttlMs / 2, 'the refresh wrote a new TTL');
+      // Past the first entry's TTL: still a hit, the refreshed entry.
+      await new Promise((r) => setTimeout(r, Math.max(0, writtenAt + ttlMs - Date.now()) + 50));
+      const later = await postQuery(b.url, { query: 'latency budget' });
+      assert.equal(later.headers['x-cache'], 'HIT');
+      assert.deepEqual(later.json.results, hits[0]!.json.results);
+    } finally {
+      client.disconnect();
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  it('one instance at a time wins the right to refresh a key, until its claim lapses', async () => {
+    const caches = [0, 1].map(() => new RedisCache({ url: redis.url, ttlMs: 400 }));
+    try {
+      await Promise.all(caches.map((c) => c.ready(2000)));
+      assert.deepEqual(await Promise.all(caches.map((c) => c.claimRefresh('claimed'))), [true, false]);
+      assert.equal(await caches[0]!.claimRefresh('other key'), true);
+      await waitFor('the claim to lapse (a quarter of the TTL)', () => caches[1]!.claimRefresh('claimed'), 5000);
+    } finally {
+      await Promise.all(caches.map((c) => c.close()));
+    }
   });
 
   it('a query with no match is 200 with no rows', async () => {

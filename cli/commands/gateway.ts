@@ -24,7 +24,7 @@ export function registerGateway(program: Command): void {
     .option('--database-url <url>', 'PostgreSQL URL (default $DATABASE_URL; unset: embedded PostgreSQL under --data-dir)', process.env.DATABASE_URL)
     .option('--redis-url <url>', 'Redis URL for the query cache (default $REDIS_URL; unset: in-process cache)', process.env.REDIS_URL)
     .option('--data-dir <dir>', 'data directory of the embedded PostgreSQL', '.tsmesh/gateway')
-    .option('--cache-ttl <ms>', 'query cache TTL in milliseconds', positiveInt('--cache-ttl'), 30_000)
+    .option('--cache-ttl <ms>', 'query cache TTL in milliseconds', positiveInt('--cache-ttl'), 300_000)
     .option('--pool-size <n>', 'PostgreSQL connections of this instance', positiveInt('--pool-size'), 10)
     .option('--seed-documents <n>', 'rows generated into an empty documents table', positiveInt('--seed-documents'), 10_000)
     .option('--name <name>', 'instance name reported by /health')

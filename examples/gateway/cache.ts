@@ -2,18 +2,58 @@
 // A cache is an optimisation, never a dependency: when Redis is down or slow a lookup is a
 // "bypass" at once (no offline queue, short command timeout) and the request goes to the
 // database uncached.
+//
+// Refresh ahead: an entry comes due for a refresh at a random point between 60 % and 80 % of
+// its TTL; a hit on a due entry is still served from the cache, and the server refreshes it
+// in the background (one instance per key, through claimRefresh). Without it, the entries
+// written together (a cold start fills the whole hot set within a second) expired together,
+// and every instance ran the same queries at once: under load, PostgreSQL took 1-2 cores for
+// ~7 s every TTL and the throughput of the whole system halved (docs/gateway.md).
 import { Redis } from 'ioredis';
 
-export type CacheLookup = { readonly status: 'hit'; readonly value: string } | { readonly status: 'miss' } | { readonly status: 'bypass' };
+export type CacheLookup =
+  | { readonly status: 'hit'; readonly value: string; readonly refreshDue: boolean }
+  | { readonly status: 'miss' }
+  | { readonly status: 'bypass' };
 
 export const MISS: CacheLookup = { status: 'miss' };
 export const BYPASS: CacheLookup = { status: 'bypass' };
+
+/** Share of the TTL after which an entry is due for a refresh: uniform in [FROM, TO). */
+export const REFRESH_FROM = 0.6;
+export const REFRESH_TO = 0.8;
+
+/** When an entry written at `now` comes due for a refresh. */
+export function refreshAt(now: number, ttlMs: number, random: () => number = Math.random): number {
+  return now + Math.round(ttlMs * (REFRESH_FROM + (REFRESH_TO - REFRESH_FROM) * random()));
+}
+
+/** What the cache stores: `<refresh-at ms>|<value>`. */
+export function encodeEntry(refreshAtMs: number, value: string): string {
+  return `${refreshAtMs}|${value}`;
+}
+
+const ENTRY = /^(\d+)\|/;
+
+/** A stored entry as a hit; one without a refresh time (written by an older gateway) is due now. */
+export function decodeEntry(raw: string, now: number): CacheLookup {
+  const m = ENTRY.exec(raw);
+  if (!m) return { status: 'hit', value: raw, refreshDue: true };
+  return { status: 'hit', value: raw.slice(m[0].length), refreshDue: now >= Number(m[1]) };
+}
+
+/** How long one instance holds the right to refresh a key: a refresh that dies frees it. */
+export function refreshClaimMs(ttlMs: number): number {
+  return Math.max(1, Math.min(5000, Math.round(ttlMs / 4)));
+}
 
 export interface QueryCache {
   readonly kind: 'redis' | 'memory';
   get(key: string): Promise<CacheLookup>;
   /** Fire and forget: a failed write only costs a later miss. */
   set(key: string, value: string): void;
+  /** True for the one caller (across every instance sharing the cache) that should refresh key now. */
+  claimRefresh(key: string): Promise<boolean>;
   /** "up", or why not. */
   state(): { readonly state: 'up' | 'down'; readonly detail?: string };
   close(): Promise<void>;
@@ -21,21 +61,24 @@ export interface QueryCache {
 
 export class MemoryCache implements QueryCache {
   readonly kind = 'memory' as const;
-  private readonly entries = new Map<string, { value: string; expires: number }>();
+  private readonly entries = new Map<string, { value: string; expires: number; refreshAt: number }>();
 
   constructor(
     private readonly ttlMs: number,
     private readonly maxEntries = 10_000,
+    private readonly now: () => number = Date.now,
+    private readonly random: () => number = Math.random,
   ) {}
 
   async get(key: string): Promise<CacheLookup> {
     const e = this.entries.get(key);
     if (!e) return MISS;
-    if (e.expires <= Date.now()) {
+    const now = this.now();
+    if (e.expires <= now) {
       this.entries.delete(key);
       return MISS;
     }
-    return { status: 'hit', value: e.value };
+    return { status: 'hit', value: e.value, refreshDue: now >= e.refreshAt };
   }
 
   set(key: string, value: string): void {
@@ -43,7 +86,13 @@ export class MemoryCache implements QueryCache {
     // first key is then the oldest one to evict.
     this.entries.delete(key);
     if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(key, { value, expires: Date.now() + this.ttlMs });
+    const now = this.now();
+    this.entries.set(key, { value, expires: now + this.ttlMs, refreshAt: refreshAt(now, this.ttlMs, this.random) });
+  }
+
+  /** One process: the server's own single flight already keeps refreshes of a key to one. */
+  async claimRefresh(_key: string): Promise<boolean> {
+    return true;
   }
 
   state() {
@@ -115,8 +164,8 @@ export class RedisCache implements QueryCache {
   async get(key: string): Promise<CacheLookup> {
     if (this.redis.status !== 'ready') return BYPASS;
     try {
-      const value = await this.redis.get(key);
-      return value === null ? MISS : { status: 'hit', value };
+      const raw = await this.redis.get(key);
+      return raw === null ? MISS : decodeEntry(raw, Date.now());
     } catch (err) {
       this.lastError = (err as Error).message;
       return BYPASS;
@@ -125,9 +174,20 @@ export class RedisCache implements QueryCache {
 
   set(key: string, value: string): void {
     if (this.redis.status !== 'ready') return;
-    this.redis.set(key, value, 'PX', this.ttlMs).catch((err: Error) => {
+    this.redis.set(key, encodeEntry(refreshAt(Date.now(), this.ttlMs), value), 'PX', this.ttlMs).catch((err: Error) => {
       this.lastError = err.message;
     });
+  }
+
+  async claimRefresh(key: string): Promise<boolean> {
+    if (this.redis.status !== 'ready') return false;
+    try {
+      // NUL cannot occur in a query (the server refuses it), so no query's key is a claim's key.
+      return (await this.redis.set(`\u0000refresh:${key}`, '1', 'PX', refreshClaimMs(this.ttlMs), 'NX')) === 'OK';
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      return false;
+    }
   }
 
   state() {

@@ -84,7 +84,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const log: GatewayLog = opts.log ?? (() => {});
   const resultLimit = opts.resultLimit ?? 10;
   const drainTimeoutMs = opts.drainTimeoutMs ?? 10_000;
-  const cacheTtlMs = opts.cacheTtlMs ?? 30_000;
+  const cacheTtlMs = opts.cacheTtlMs ?? 300_000;
 
   let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = opts.databaseUrl;
@@ -128,21 +128,18 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const queryCache = cache;
   const name = opts.name ?? `${hostname()}:${process.pid}`;
 
-  // Identical concurrent misses share one database query.
+  // Identical concurrent misses (and refreshes) share one database query.
   const inflight = new Map<string, Promise<QueryAnswer>>();
 
-  async function answer(query: string): Promise<QueryAnswer> {
-    const key = query.trim().replace(SPACES, ' ').toLowerCase();
-    const cached = await queryCache.get(key);
-    if (cached.status === 'hit') return { cache: 'hit', fragment: cached.value };
+  function search(key: string, status: 'miss' | 'bypass'): Promise<QueryAnswer> {
     const pending = inflight.get(key);
     if (pending) return pending;
     const p = (async (): Promise<QueryAnswer> => {
       try {
         const r = await db.search(key, resultLimit);
         const fragment = `"count":${r.count},"results":${r.rowsJson}`;
-        if (cached.status === 'miss') queryCache.set(key, fragment);
-        return { cache: cached.status, fragment };
+        if (status === 'miss') queryCache.set(key, fragment);
+        return { cache: status, fragment };
       } catch (err) {
         throw new DatabaseUnavailable((err as Error).message);
       } finally {
@@ -151,6 +148,26 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     })();
     inflight.set(key, p);
     return p;
+  }
+
+  /** Refresh ahead of expiry (cache.ts): the request that found the entry due does not wait for it. */
+  function refresh(key: string): void {
+    if (closing || inflight.has(key)) return;
+    queryCache
+      .claimRefresh(key)
+      .then((mine) => (mine && !closing ? search(key, 'miss') : undefined))
+      // A failed refresh leaves the entry to expire: the next miss reports the database.
+      .catch(() => {});
+  }
+
+  async function answer(query: string): Promise<QueryAnswer> {
+    const key = query.trim().replace(SPACES, ' ').toLowerCase();
+    const cached = await queryCache.get(key);
+    if (cached.status === 'hit') {
+      if (cached.refreshDue) refresh(key);
+      return { cache: 'hit', fragment: cached.value };
+    }
+    return search(key, cached.status);
   }
 
   async function handleQuery(req: IncomingMessage, res: ServerResponse): Promise<void> {
