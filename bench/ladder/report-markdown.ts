@@ -161,7 +161,7 @@ export function renderMarkdown(report: LadderReport, chartFile?: string): string
   out.push('- **refused**: ECONNREFUSED. **reset**: ECONNRESET/EPIPE or the connection closed before the whole answer. **client time-out**: no full answer in the client time-out (open model: also requests that never got a connection in time). **other socket**: any other socket error or a malformed answer.');
   out.push('- **HTTP 5xx (app)** / **HTTP 4xx**: error answers without `x-tsmesh-reason` (from the gateway or nginx). **tsmesh 503/429**: answers tsmesh made itself, by `x-tsmesh-reason`, with their own p99.');
   out.push(
-    '- **seen by the topology**: what it counted itself during the step (nginx: non-2xx statuses in its access log, such as 499 when a client gave up, and causes from its error log; tsmesh: rejections by reason at the edge and the sidecars, retries, ejections, the sidecars\' adaptive limits), and the kernel\'s listen queue overflows on the whole machine (a connection dropped that way is retried by the client\'s kernel after 1 s, 3 s, ...: seconds of latency, not an error).',
+    '- **seen by the topology**: what it counted itself during the step (nginx: non-2xx statuses in its access log, such as 499 when a client gave up, and causes from its error log; tsmesh: rejections by reason at the edge and the sidecars, retries, ejections, the sidecars\' adaptive limits, the edge\'s event-loop delay, and the CPU ms of the edge and of all the sidecars together over the step and the pause before it), and the kernel\'s listen queue overflows on the whole machine (a connection dropped that way is retried by the client\'s kernel after 1 s, 3 s, ...: seconds of latency, not an error).',
   );
   out.push('');
   out.push('More in docs/benchmarks.md.');

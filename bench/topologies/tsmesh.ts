@@ -6,7 +6,8 @@
 //
 // sample() reads what the proxies counted themselves from their /metrics: rejections by
 // reason at the edge and at the sidecars, the edge's retries, spent retry budget, ejections,
-// the sidecars' concurrency limits at the end of the step, and the edge's event-loop delay.
+// the sidecars' concurrency limits at the end of the step, the edge's event-loop delay, and the
+// CPU time of the edge and of the sidecars.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +55,10 @@ function counters(samples: readonly Sample[], role: 'edge' | 'sidecars'): Map<st
         break;
       case 'tsmesh_upstream_connect_failures_total':
         add(`${role} connect failures`, s.value);
+        break;
+      // The step's CPU (with the pause before it): where the two cores went.
+      case 'tsmesh_process_cpu_seconds_total':
+        add(`${role} CPU ms`, Math.round(s.value * 1000));
         break;
     }
   }
