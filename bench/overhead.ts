@@ -6,7 +6,8 @@
 //   tsmesh  wrk → tsmesh proxy (a child process: `tsmesh proxy --config`) → upstream
 //   nginx   wrk → nginx (1 worker, upstream keepalive) → upstream
 // Printed per run: requests/s, p50/p99 latency, socket errors, non-2xx answers, the proxy's CPU
-// seconds per 1000 requests (utime+stime deltas from /proc/PID/stat) and peak RSS; and the
+// seconds per 1000 requests (utime+stime deltas from /proc/PID/stat; the stime share shown as
+// "kernel %") and peak RSS; and the
 // ratios tsmesh/direct and tsmesh/nginx. JSON lands in bench/results/ (gitignored) and a
 // Markdown table on stdout. A benchmark, not a test: it prints and never asserts.
 //
@@ -165,19 +166,26 @@ drain:
 `;
 }
 
-/** CPU seconds (user + system) of processes so far. */
-function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
+/** CPU seconds of processes so far, in user space and in the kernel (system). */
+function cpuTimes(pids: number[]): { user: number; system: number } {
+  let [user, system] = [0, 0];
   for (const pid of pids) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
+      user += Number(fields[11]);
+      system += Number(fields[12]);
     } catch {
       // process gone
     }
   }
-  return ticks / CLK_TCK;
+  return { user: user / CLK_TCK, system: system / CLK_TCK };
+}
+
+/** CPU seconds (user + system) of processes so far. */
+function cpuSeconds(pids: number[]): number {
+  const t = cpuTimes(pids);
+  return t.user + t.system;
 }
 
 /** Peak resident set (VmHWM) in MiB, summed over processes. */
@@ -250,6 +258,8 @@ interface Row extends WrkResult {
   connections: number;
   round: number;
   cpuSecondsPer1k: number | null;
+  /** Share of that CPU spent in the kernel (system time): sockets, epoll, wake-ups. */
+  kernelShare: number | null;
   peakRssMiB: number | null;
 }
 
@@ -260,6 +270,7 @@ interface PathSummary {
   socketErrors: number;
   non2xx: number;
   cpuSecondsPer1k: number | null;
+  kernelShare: number | null;
   peakRssMiB: number | null;
 }
 
@@ -306,16 +317,18 @@ async function benchUpstream(upstream: 'node' | 'nginx', dir: string): Promise<{
         // connections anew, so the burst of new connections is part of every measured run.)
         if (round === 1) await runWrk(t.port, connections, WARMUP);
         const pids = t.pids();
-        const cpu0 = cpuSeconds(pids);
+        const cpu0 = cpuTimes(pids);
         const r = await runWrk(t.port, connections, DURATION);
-        const cpu = cpuSeconds(pids) - cpu0;
+        const cpu1 = cpuTimes(pids);
+        const [user, system] = [cpu1.user - cpu0.user, cpu1.system - cpu0.system];
         const row: Row = {
           upstream,
           target: t.name,
           connections,
           round,
           ...r,
-          cpuSecondsPer1k: pids.length > 0 && r.requests > 0 ? (cpu / r.requests) * 1000 : null,
+          cpuSecondsPer1k: pids.length > 0 && r.requests > 0 ? ((user + system) / r.requests) * 1000 : null,
+          kernelShare: pids.length > 0 && user + system > 0 ? system / (user + system) : null,
           peakRssMiB: pids.length > 0 ? peakRssMiB(pids) : null,
         };
         rows.push(row);
@@ -323,7 +336,8 @@ async function benchUpstream(upstream: 'node' | 'nginx', dir: string): Promise<{
         console.error(
           `  round ${round} ${t.name.padEnd(6)} c=${String(connections).padEnd(4)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50ms.toFixed(2)}ms  p99 ${r.p99ms.toFixed(2)}ms  ` +
             `errors ${se.connect + se.read + se.write + se.timeout}  non-2xx ${r.non2xx}` +
-            (row.cpuSecondsPer1k !== null ? `  cpu/1k ${row.cpuSecondsPer1k.toFixed(4)}s` : ''),
+            (row.cpuSecondsPer1k !== null ? `  cpu/1k ${row.cpuSecondsPer1k.toFixed(4)}s` : '') +
+            (row.kernelShare !== null ? ` (kernel ${Math.round(row.kernelShare * 100)} %)` : ''),
         );
       }
     }
@@ -341,6 +355,7 @@ async function benchUpstream(upstream: 'node' | 'nginx', dir: string): Promise<{
         socketErrors: rs.reduce((n, r) => n + r.socketErrors.connect + r.socketErrors.read + r.socketErrors.write + r.socketErrors.timeout, 0),
         non2xx: rs.reduce((n, r) => n + r.non2xx, 0),
         cpuSecondsPer1k: rs[0]!.cpuSecondsPer1k === null ? null : median(rs.map((r) => r.cpuSecondsPer1k!)),
+        kernelShare: rs[0]!.kernelShare === null ? null : median(rs.map((r) => r.kernelShare!)),
         peakRssMiB: rs[0]!.peakRssMiB === null ? null : Math.max(...rs.map((r) => r.peakRssMiB!)),
       };
     };
@@ -392,12 +407,12 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   lines.push(`Median of ${ROUNDS} round(s) of ${DURATION}s; socket errors and non-2xx summed over the rounds.`);
   lines.push('');
-  lines.push(`| upstream | conns | path | req/s | p50 ms | p99 ms | socket errors | non-2xx | proxy CPU s / 1k req | proxy peak RSS MiB |`);
-  lines.push(`|---|---:|---|---:|---:|---:|---:|---:|---:|---:|`);
+  lines.push(`| upstream | conns | path | req/s | p50 ms | p99 ms | socket errors | non-2xx | proxy CPU s / 1k req | of which kernel % | proxy peak RSS MiB |`);
+  lines.push(`|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|`);
   for (const s of summary) {
     for (const [name, r] of [['direct', s.direct], ['tsmesh', s.tsmesh], ['nginx', s.nginx]] as const) {
       lines.push(
-        `| ${s.upstream} | ${s.connections} | ${name} | ${fmt(r.rps)} | ${fmt(r.p50ms, 2)} | ${fmt(r.p99ms, 2)} | ${r.socketErrors} | ${r.non2xx} | ${fmt(r.cpuSecondsPer1k, 4)} | ${fmt(r.peakRssMiB, 1)} |`,
+        `| ${s.upstream} | ${s.connections} | ${name} | ${fmt(r.rps)} | ${fmt(r.p50ms, 2)} | ${fmt(r.p99ms, 2)} | ${r.socketErrors} | ${r.non2xx} | ${fmt(r.cpuSecondsPer1k, 4)} | ${r.kernelShare === null ? '-' : fmt(r.kernelShare * 100)} | ${fmt(r.peakRssMiB, 1)} |`,
       );
     }
   }
