@@ -6,6 +6,7 @@ import pg from 'pg';
 import { after, before, describe, it } from 'node:test';
 import { startGateway, type Gateway } from '../examples/gateway/index.js';
 import { postQuery, request } from './support/gateway-client.js';
+import { sleep } from './support/proxy.js';
 import { startPostgres, startRedis, waitFor, type RealServer } from './support/servers.js';
 
 describe('gateway when Redis stops', () => {
@@ -98,6 +99,32 @@ describe('gateway when the database stops', () => {
     assert.deepEqual(results.map((r) => r.status), [503, 503]);
     await db.start();
     await waitFor('database recovery', async () => (await request(`${gw.url}/health`)).status === 200);
+  });
+
+  it('serves a due entry from the in-process cache while the database is down; the failed refresh warns once', async () => {
+    const ttlMs = 6000;
+    const logs: string[] = [];
+    const mem = await startGateway({ databaseUrl: db.url, seedDocuments: 500, cacheTtlMs: ttlMs, connectTimeoutMs: 500, queryTimeoutMs: 500, log: (level, msg) => logs.push(`${level} ${msg}`) });
+    try {
+      assert.equal(mem.cacheKind, 'memory');
+      const t0 = Date.now();
+      assert.equal((await postQuery(mem.url, { query: 'refresh outage' })).headers['x-cache'], 'MISS');
+      await db.stop();
+      // Due (at most 80 % of the TTL after the write), not expired.
+      await sleep(Math.max(0, t0 + ttlMs * 0.8 + 50 - Date.now()));
+      for (let i = 0; i < 5; i++) {
+        const r = await postQuery(mem.url, { query: 'refresh outage' });
+        assert.equal(r.status, 200);
+        assert.equal(r.headers['x-cache'], 'HIT');
+      }
+      const failed = () => logs.filter((l) => /^warn cache refresh failed/.test(l)).length;
+      await waitFor('the failed refresh to be reported', async () => failed() > 0, 5000);
+      assert.equal(failed(), 1, logs.join('\n'));
+    } finally {
+      await db.start();
+      await waitFor('database recovery', async () => (await request(`${gw.url}/health`)).status === 200);
+      await mem.stop();
+    }
   });
 });
 

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { RedisCache } from '../examples/gateway/cache.js';
 import { startGateway, type Gateway } from '../examples/gateway/index.js';
 import { postQuery, rawExchange, request } from './support/gateway-client.js';
+import { sleep } from './support/proxy.js';
 import { startPostgres, startRedis, waitFor, type RealServer } from './support/servers.js';
 
 describe('gateway API (PostgreSQL + Redis)', () => {
@@ -71,46 +72,62 @@ describe('gateway API (PostgreSQL + Redis)', () => {
     assert.deepEqual(second.json.results, first.json.results);
   });
 
-  it('refreshes a hot entry ahead of its TTL: it never expires while it is asked for', async () => {
-    const ttlMs = 2000;
+  it('refreshes a hot entry ahead of its TTL, once for all instances: it never expires while it is asked for', async () => {
+    const ttlMs = 3000;
     const [a, b] = await Promise.all([0, 1].map((i) => startGateway({ databaseUrl: pg.url, redisUrl: redis.url, cacheTtlMs: ttlMs, name: `refresh-${i}` })));
     const client = new Redis(redis.url);
+    // monitor() opens a connection of its own for MONITOR.
+    const monitor = await client.monitor();
+    const key = 'tsmesh:gateway:q2:latency budget';
+    let entryWrites = 0;
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === 'set' && args[1] === key) entryWrites++;
+    });
     try {
-      const key = 'tsmesh:gateway:q:latency budget';
       const stored = async () => {
         const raw = await client.get(key);
         assert.ok(raw, 'entry stored');
         return { refreshAt: Number(raw.split('|')[0]), raw };
       };
+      const before = Date.now();
       assert.equal((await postQuery(a.url, { query: 'Latency Budget' })).headers['x-cache'], 'MISS');
       const first = await stored();
-      const writtenAt = Date.now();
-      assert.ok(first.refreshAt >= writtenAt + ttlMs * 0.6 - 100 && first.refreshAt <= writtenAt + ttlMs * 0.8, `refresh at ${first.refreshAt - writtenAt} ms`);
+      const after = Date.now();
+      assert.ok(first.refreshAt >= before + ttlMs * 0.6 && first.refreshAt <= after + ttlMs * 0.8, `refresh at ${first.refreshAt - before} ms`);
+      await waitFor('the write of the miss, seen by MONITOR', async () => entryWrites === 1, 5000);
       // Due now: both instances still answer from the cache, and one of them refreshes it.
-      await new Promise((r) => setTimeout(r, Math.max(0, first.refreshAt - Date.now()) + 20));
+      await sleep(Math.max(0, first.refreshAt - Date.now()) + 20);
       const hits = await Promise.all([postQuery(a.url, { query: 'latency budget' }), postQuery(b.url, { query: 'latency budget' })]);
       assert.deepEqual(hits.map((h) => h.headers['x-cache']), ['HIT', 'HIT']);
       await waitFor('the refreshed entry', async () => (await stored()).refreshAt > first.refreshAt, 5000);
       assert.ok((await client.pttl(key)) > ttlMs / 2, 'the refresh wrote a new TTL');
+      await sleep(200); // a second refresh, had the other instance run one too, would land meanwhile
+      assert.equal(entryWrites, 2, 'the miss and one refresh: the other instance did not refresh');
       // Past the first entry's TTL: still a hit, the refreshed entry.
-      await new Promise((r) => setTimeout(r, Math.max(0, writtenAt + ttlMs - Date.now()) + 50));
+      await sleep(Math.max(0, after + ttlMs - Date.now()) + 50);
       const later = await postQuery(b.url, { query: 'latency budget' });
       assert.equal(later.headers['x-cache'], 'HIT');
       assert.deepEqual(later.json.results, hits[0]!.json.results);
     } finally {
+      monitor.disconnect();
       client.disconnect();
       await Promise.all([a.stop(), b.stop()]);
     }
   });
 
-  it('one instance at a time wins the right to refresh a key, until its claim lapses', async () => {
-    const caches = [0, 1].map(() => new RedisCache({ url: redis.url, ttlMs: 400 }));
+  it('one instance at a time wins the right to refresh a key, for a tenth of the TTL', async () => {
+    const caches = [0, 1].map(() => new RedisCache({ url: redis.url, ttlMs: 4000 }));
+    const client = new Redis(redis.url);
     try {
       await Promise.all(caches.map((c) => c.ready(2000)));
-      assert.deepEqual(await Promise.all(caches.map((c) => c.claimRefresh('claimed'))), [true, false]);
+      const won = await Promise.all(caches.map((c) => c.claimRefresh('claimed')));
+      assert.equal(won.filter(Boolean).length, 1, `claims: ${won.join(', ')}`);
+      const pttl = await client.pttl('tsmesh:gateway:q2:\u0000refresh:claimed');
+      assert.ok(pttl > 0 && pttl <= 400, `claim held ${pttl} ms`);
       assert.equal(await caches[0]!.claimRefresh('other key'), true);
-      await waitFor('the claim to lapse (a quarter of the TTL)', () => caches[1]!.claimRefresh('claimed'), 5000);
+      await waitFor('the claim to lapse', () => caches[won.indexOf(false)]!.claimRefresh('claimed'), 5000);
     } finally {
+      client.disconnect();
       await Promise.all(caches.map((c) => c.close()));
     }
   });

@@ -5,10 +5,11 @@
 //
 // Refresh ahead: an entry comes due for a refresh at a random point between 60 % and 80 % of
 // its TTL; a hit on a due entry is still served from the cache, and the server refreshes it
-// in the background (one instance per key, through claimRefresh). Without it, the entries
+// in the background (one instance per key and per claim period, through claimRefresh; a
+// refresh that fails is tried again when its claim lapses). Without it, the entries
 // written together (a cold start fills the whole hot set within a second) expired together,
 // and every instance ran the same queries at once: under load, PostgreSQL took 1-2 cores for
-// ~7 s every TTL and the throughput of the whole system halved (docs/gateway.md).
+// ~7 s a wave and the throughput of the whole system halved (docs/gateway.md).
 import { Redis } from 'ioredis';
 
 export type CacheLookup =
@@ -35,16 +36,20 @@ export function encodeEntry(refreshAtMs: number, value: string): string {
 
 const ENTRY = /^(\d+)\|/;
 
-/** A stored entry as a hit; one without a refresh time (written by an older gateway) is due now. */
+/** A stored entry as a hit; anything else under our prefix is not an entry of ours: a miss. */
 export function decodeEntry(raw: string, now: number): CacheLookup {
   const m = ENTRY.exec(raw);
-  if (!m) return { status: 'hit', value: raw, refreshDue: true };
+  if (!m) return MISS;
   return { status: 'hit', value: raw.slice(m[0].length), refreshDue: now >= Number(m[1]) };
 }
 
-/** How long one instance holds the right to refresh a key: a refresh that dies frees it. */
+/**
+ * How long one instance holds the right to refresh a key: a tenth of the TTL, at most 5 s. A
+ * refresh that fails or dies is tried again after it, well within the 20-40 % of the TTL an
+ * entry has left once due.
+ */
 export function refreshClaimMs(ttlMs: number): number {
-  return Math.max(1, Math.min(5000, Math.round(ttlMs / 4)));
+  return Math.max(1, Math.min(5000, Math.round(ttlMs / 10)));
 }
 
 export interface QueryCache {
@@ -61,7 +66,7 @@ export interface QueryCache {
 
 export class MemoryCache implements QueryCache {
   readonly kind = 'memory' as const;
-  private readonly entries = new Map<string, { value: string; expires: number; refreshAt: number }>();
+  private readonly entries = new Map<string, { value: string; expires: number; refreshAt: number; claimedUntil: number }>();
 
   constructor(
     private readonly ttlMs: number,
@@ -87,11 +92,16 @@ export class MemoryCache implements QueryCache {
     this.entries.delete(key);
     if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
     const now = this.now();
-    this.entries.set(key, { value, expires: now + this.ttlMs, refreshAt: refreshAt(now, this.ttlMs, this.random) });
+    this.entries.set(key, { value, expires: now + this.ttlMs, refreshAt: refreshAt(now, this.ttlMs, this.random), claimedUntil: 0 });
   }
 
-  /** One process: the server's own single flight already keeps refreshes of a key to one. */
-  async claimRefresh(_key: string): Promise<boolean> {
+  /** As with Redis, one refresh per claim period: a database that fails is not asked again on every hit. */
+  async claimRefresh(key: string): Promise<boolean> {
+    const e = this.entries.get(key);
+    if (!e) return true;
+    const now = this.now();
+    if (now < e.claimedUntil) return false;
+    e.claimedUntil = now + refreshClaimMs(this.ttlMs);
     return true;
   }
 
@@ -121,7 +131,9 @@ export class RedisCache implements QueryCache {
   constructor(opts: RedisCacheOptions) {
     this.ttlMs = opts.ttlMs;
     this.redis = new Redis(opts.url, {
-      keyPrefix: opts.keyPrefix ?? 'tsmesh:gateway:q:',
+      // q2: entries carry their refresh time (encodeEntry); a gateway that predates it reads
+      // q: and would answer such an entry as it is.
+      keyPrefix: opts.keyPrefix ?? 'tsmesh:gateway:q2:',
       // Commands while disconnected fail at once instead of queueing without bound.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,

@@ -128,18 +128,21 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const queryCache = cache;
   const name = opts.name ?? `${hostname()}:${process.pid}`;
 
-  // Identical concurrent misses (and refreshes) share one database query.
-  const inflight = new Map<string, Promise<QueryAnswer>>();
+  // Identical concurrent database queries (misses, bypasses, refreshes) share one; each caller
+  // reports its own cache status.
+  const inflight = new Map<string, Promise<string>>();
 
-  function search(key: string, status: 'miss' | 'bypass'): Promise<QueryAnswer> {
+  /** The answer's `"count":N,"results":[...]` from the database, written to the cache. */
+  function query(key: string): Promise<string> {
     const pending = inflight.get(key);
     if (pending) return pending;
-    const p = (async (): Promise<QueryAnswer> => {
+    const p = (async (): Promise<string> => {
       try {
         const r = await db.search(key, resultLimit);
         const fragment = `"count":${r.count},"results":${r.rowsJson}`;
-        if (status === 'miss') queryCache.set(key, fragment);
-        return { cache: status, fragment };
+        // A no-op while Redis is down: that is what made this request a bypass.
+        queryCache.set(key, fragment);
+        return fragment;
       } catch (err) {
         throw new DatabaseUnavailable((err as Error).message);
       } finally {
@@ -150,24 +153,38 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     return p;
   }
 
-  /** Refresh ahead of expiry (cache.ts): the request that found the entry due does not wait for it. */
+  // One warning per run of failed refreshes, not one per key.
+  let refreshFailing = false;
+
+  /**
+   * Refresh ahead of expiry (cache.ts): the request that found the entry due does not wait for
+   * it. A failed refresh leaves the entry served until it expires; a hit after the claim lapses
+   * tries again.
+   */
   function refresh(key: string): void {
     if (closing || inflight.has(key)) return;
     queryCache
       .claimRefresh(key)
-      .then((mine) => (mine && !closing ? search(key, 'miss') : undefined))
-      // A failed refresh leaves the entry to expire: the next miss reports the database.
-      .catch(() => {});
+      .then((mine) => (mine && !closing ? query(key) : undefined))
+      .then(
+        (fragment) => {
+          if (fragment !== undefined) refreshFailing = false;
+        },
+        (err: Error) => {
+          if (!refreshFailing) log('warn', 'cache refresh failed; due entries are served until they expire', { err: err.message });
+          refreshFailing = true;
+        },
+      );
   }
 
-  async function answer(query: string): Promise<QueryAnswer> {
-    const key = query.trim().replace(SPACES, ' ').toLowerCase();
+  async function answer(text: string): Promise<QueryAnswer> {
+    const key = text.trim().replace(SPACES, ' ').toLowerCase();
     const cached = await queryCache.get(key);
     if (cached.status === 'hit') {
       if (cached.refreshDue) refresh(key);
       return { cache: 'hit', fragment: cached.value };
     }
-    return search(key, cached.status);
+    return { cache: cached.status, fragment: await query(key) };
   }
 
   async function handleQuery(req: IncomingMessage, res: ServerResponse): Promise<void> {
