@@ -13,7 +13,7 @@ interface StreamHandle {
   readStop(): number;
 }
 
-/** Whether `socket` can be re-wrapped: it was accepted paused and its handle looks like a TCP stream. */
+/** `socket`'s handle when it looks like a TCP stream that can be re-wrapped (pausing on accept is the caller's part). */
 function handleOf(socket: Socket): StreamHandle | undefined {
   const handle = (socket as unknown as { _handle?: unknown })._handle as Partial<StreamHandle> | null | undefined;
   if (handle === null || handle === undefined) return undefined;

@@ -58,7 +58,6 @@ export function createLimitAlgorithm(cfg: ConcurrencyConfig, random?: () => numb
 const SLOT_TIME_WEIGHT = 1 / 32;
 
 /** A cluster's admission state, kept across config swaps (ClusterState.stateOf('concurrency')). */
-
 export class ConcurrencyState {
   inFlight = 0;
   queueLength = 0;
