@@ -7,6 +7,7 @@
 import type { Server, Socket } from 'node:net';
 import { rewrapWithOnRead } from './net/accepted-socket.js';
 import { copyOfRead, READ_BUFFER } from './net/read-buffer.js';
+import { DirectWriter } from './net/direct-write.js';
 import { CR, LF } from './http/chars.js';
 import { findHeadEnd, hasBareLf, INCOMPLETE, ParseError } from './http/head.js';
 import { parseRequestHead } from './http/request-head.js';
@@ -45,6 +46,7 @@ export class ClientConnection {
   private processing = false;
 
   readonly socket: Socket;
+  private readonly writer: DirectWriter;
 
   constructor(
     accepted: Socket,
@@ -53,6 +55,7 @@ export class ClientConnection {
   ) {
     const socket = (server && rewrapWithOnRead(accepted, server, READ_BUFFER, this.onRead)) ?? accepted;
     this.socket = socket;
+    this.writer = new DirectWriter(socket, this.onDrain);
     const addr = socket.remoteAddress ?? '';
     this.remoteAddress = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
     socket.setNoDelay(true);
@@ -76,7 +79,7 @@ export class ClientConnection {
 
   write(buf: Buffer): boolean {
     if (this.state === State.Closed) return true;
-    return this.socket.write(buf);
+    return this.writer.write(buf);
   }
 
   pause(flag: number): void {

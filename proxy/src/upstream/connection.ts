@@ -3,6 +3,7 @@
 // Handlers are bound once per socket; per response the parser only moves offsets.
 import { connect, type Socket } from 'node:net';
 import { copyOfRead, READ_BUFFER, type ReadCallback } from '../net/read-buffer.js';
+import { DirectWriter } from '../net/direct-write.js';
 
 /** Opens the socket of an upstream connection; replaceable for socket-free benchmarks. */
 export type Connector = (host: string, port: number, onRead: ReadCallback) => Socket;
@@ -67,6 +68,7 @@ export class UpstreamConnection {
   private remaining = 0;
   private scanner: ChunkedScanner | undefined;
   private gotBytes = false;
+  private readonly writer: DirectWriter;
 
   constructor(
     readonly pool: EndpointPool,
@@ -75,6 +77,7 @@ export class UpstreamConnection {
     connector: Connector = netConnector,
   ) {
     this.socket = connector(host, port, this.onRead);
+    this.writer = new DirectWriter(this.socket, this.onDrain);
     this.socket.on('connect', this.onConnect);
     this.socket.on('end', this.onEnd);
     this.socket.on('error', this.onError);
@@ -121,7 +124,7 @@ export class UpstreamConnection {
   }
 
   write(buf: Buffer): boolean {
-    return this.socket.write(buf);
+    return this.writer.write(buf);
   }
 
   private readonly onConnect = (): void => {

@@ -1,0 +1,134 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, createServer, Socket, type AddressInfo, type Server } from 'node:net';
+import { once } from 'node:events';
+import { createHash } from 'node:crypto';
+import { DirectWriter } from './direct-write.js';
+
+/** A server on port 0 whose accepted socket is handed to the test, and a client connected to it. */
+async function pair(): Promise<{ server: Server; client: Socket; peer: Socket }> {
+  const server = createServer();
+  const accepted = once(server, 'connection');
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  await once(client, 'connect');
+  const [peer] = (await accepted) as [Socket];
+  return { server, client, peer };
+}
+
+function collect(socket: Socket): { bytes: () => Buffer; ended: Promise<void> } {
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  const ended = once(socket, 'end').then(() => undefined);
+  return { bytes: () => Buffer.concat(chunks), ended };
+}
+
+test('direct writes are in use on this Node and keep their order with stream writes (corked, ended)', async () => {
+  const { server, client, peer } = await pair();
+  const got = collect(peer);
+  let drained = 0;
+  const writer = new DirectWriter(client, () => drained++);
+  assert.equal(writer.direct, true, 'this Node lets writes go to the handle (the fast path is in use)');
+
+  assert.equal(writer.write(Buffer.from('one ')), true);
+  client.cork();
+  assert.equal(writer.direct, false, 'a corked stream holds bytes that must go first');
+  writer.write(Buffer.from('two '));
+  client.write('three ');
+  client.uncork();
+  writer.write(Buffer.from('four'));
+  client.end();
+  assert.equal(writer.direct, false, 'an ended stream takes no direct write');
+  await got.ended;
+  assert.equal(got.bytes().toString(), 'one two three four');
+  assert.equal(drained, 0);
+  peer.destroy();
+  server.close();
+});
+
+test('a write the kernel cannot take at once: false, the rest goes out in order, onDrained runs once, end() waits for it', async () => {
+  const { server, client, peer } = await pair();
+  peer.pause();
+  let drained = 0;
+  let onDrained = (): void => {};
+  const writer = new DirectWriter(client, () => {
+    drained++;
+    onDrained();
+  });
+  const sent = createHash('sha256');
+  let bytes = 0;
+  let accepted = true;
+  // Fill the socket buffers until a write is left to libuv.
+  for (let i = 0; accepted && i < 1000; i++) {
+    const chunk = Buffer.alloc(256 * 1024, i % 256);
+    sent.update(chunk);
+    bytes += chunk.length;
+    accepted = writer.write(chunk);
+  }
+  assert.equal(accepted, false, 'a paused peer fills the buffers');
+  // Later writes queue behind it, still in order.
+  const tail = Buffer.from('the end');
+  sent.update(tail);
+  bytes += tail.length;
+  assert.equal(writer.write(tail), false);
+  const allDrained = new Promise<void>((resolve) => (onDrained = resolve));
+  client.end();
+
+  const received = createHash('sha256');
+  let receivedBytes = 0;
+  peer.on('data', (c: Buffer) => {
+    received.update(c);
+    receivedBytes += c.length;
+  });
+  const ended = once(peer, 'end');
+  peer.resume();
+  await allDrained;
+  await ended;
+  assert.equal(receivedBytes, bytes);
+  assert.equal(received.digest('hex'), sent.digest('hex'));
+  assert.equal(drained, 1);
+  peer.destroy();
+  server.close();
+});
+
+test('a write to a connection the peer reset destroys the socket with the error, and throws nothing', async () => {
+  // The accepted socket is not reading (paused on connect), so only the write can find the reset.
+  const server = createServer({ pauseOnConnect: true });
+  const accepted = once(server, 'connection');
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  await once(client, 'connect');
+  const [peer] = (await accepted) as [Socket];
+  const errors: Array<string | undefined> = [];
+  peer.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code));
+  const closed = new Promise<void>((resolve) => peer.once('close', () => resolve()));
+  const writer = new DirectWriter(peer, () => {});
+  assert.equal(writer.direct, true);
+  client.resetAndDestroy();
+  await new Promise((r) => setTimeout(r, 50));
+  let writes = 0;
+  for (; writes < 5 && !peer.destroyed; writes++) assert.equal(writer.write(Buffer.from('after reset')), false);
+  await closed;
+  assert.equal(writes, 1, 'the first write found the reset');
+  assert.equal(errors.length, 1);
+  assert.match(errors[0] ?? '', /^(EPIPE|ECONNRESET)$/);
+  server.close();
+});
+
+test('a socket that is not connected yet, or has no handle, is written through the stream', async () => {
+  const unconnected = new Socket();
+  assert.equal(new DirectWriter(unconnected, () => {}).direct, false);
+  const server = createServer((s) => s.pipe(s));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  const writer = new DirectWriter(client, () => {});
+  assert.equal(writer.direct, false, 'still connecting');
+  writer.write(Buffer.from('early'));
+  const [echo] = (await once(client, 'data')) as [Buffer];
+  assert.equal(echo.toString(), 'early');
+  client.destroy();
+  server.close();
+});
