@@ -7,7 +7,7 @@
 import type { Server, Socket } from 'node:net';
 import { rewrapWithOnRead } from './net/accepted-socket.js';
 import { copyOfRead, READ_BUFFER } from './net/read-buffer.js';
-import { DirectWriter } from './net/direct-write.js';
+import { SocketWriter } from './net/direct-write.js';
 import { CR, LF } from './http/chars.js';
 import { findHeadEnd, hasBareLf, INCOMPLETE, ParseError } from './http/head.js';
 import { parseRequestHead } from './http/request-head.js';
@@ -46,7 +46,7 @@ export class ClientConnection {
   private processing = false;
 
   readonly socket: Socket;
-  private readonly writer: DirectWriter;
+  private readonly writer: SocketWriter;
 
   constructor(
     accepted: Socket,
@@ -55,7 +55,7 @@ export class ClientConnection {
   ) {
     const socket = (server && rewrapWithOnRead(accepted, server, READ_BUFFER, this.onRead)) ?? accepted;
     this.socket = socket;
-    this.writer = new DirectWriter(socket, this.onDrain);
+    this.writer = new SocketWriter(socket, this.onDrain);
     const addr = socket.remoteAddress ?? '';
     this.remoteAddress = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
     socket.setNoDelay(true);
@@ -95,6 +95,7 @@ export class ClientConnection {
 
   destroy(): void {
     if (this.state === State.Closed) return;
+    this.writer.flush();
     this.socket.destroy();
   }
 
@@ -247,6 +248,7 @@ export class ClientConnection {
     this.buf = undefined;
     this.pauses = 0;
     this.socket.resume();
+    this.writer.flush();
     this.socket.end();
     this.deadline = this.listener.clock.now() + LINGER_MS;
   }
@@ -273,7 +275,7 @@ export class ClientConnection {
         this.closeGracefully();
         break;
       case State.Active:
-        this.socket.destroy();
+        this.destroy();
         break;
     }
   }
@@ -288,7 +290,7 @@ export class ClientConnection {
         this.reject(408, 'request head not received in time');
         break;
       case State.Closing:
-        this.socket.destroy();
+        this.destroy();
         break;
     }
   }

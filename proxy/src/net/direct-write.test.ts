@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { connect, createServer, Socket, type AddressInfo, type Server } from 'node:net';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
-import { DirectWriter } from './direct-write.js';
+import { SocketWriter } from './direct-write.js';
 
 /** A server on port 0 whose accepted socket is handed to the test, and a client connected to it. */
 async function pair(): Promise<{ server: Server; client: Socket; peer: Socket }> {
@@ -28,7 +28,7 @@ test('direct writes are in use on this Node and keep their order with stream wri
   const { server, client, peer } = await pair();
   const got = collect(peer);
   let drained = 0;
-  const writer = new DirectWriter(client, () => drained++);
+  const writer = new SocketWriter(client, () => drained++);
   assert.equal(writer.direct, true, 'this Node lets writes go to the handle (the fast path is in use)');
 
   assert.equal(writer.write(Buffer.from('one ')), true);
@@ -38,6 +38,7 @@ test('direct writes are in use on this Node and keep their order with stream wri
   client.write('three ');
   client.uncork();
   writer.write(Buffer.from('four'));
+  writer.flush();
   client.end();
   assert.equal(writer.direct, false, 'an ended stream takes no direct write');
   await got.ended;
@@ -52,27 +53,30 @@ test('a write the kernel cannot take at once: false, the rest goes out in order,
   peer.pause();
   let drained = 0;
   let onDrained = (): void => {};
-  const writer = new DirectWriter(client, () => {
+  const writer = new SocketWriter(client, () => {
     drained++;
     onDrained();
   });
   const sent = createHash('sha256');
   let bytes = 0;
-  let accepted = true;
   // Fill the socket buffers until a write is left to libuv.
-  for (let i = 0; accepted && i < 1000; i++) {
+  for (let i = 0; writer.pendingWrites === 0 && i < 1000; i++) {
     const chunk = Buffer.alloc(256 * 1024, i % 256);
     sent.update(chunk);
     bytes += chunk.length;
-    accepted = writer.write(chunk);
+    writer.write(chunk);
+    writer.flush();
   }
-  assert.equal(accepted, false, 'a paused peer fills the buffers');
+  assert.equal(writer.pendingWrites, 1, 'a paused peer fills the buffers');
+  // Each chunk was over the high-water mark, so each flush that sent it whole said so.
+  const drainedBefore = drained;
   // Later writes queue behind it, still in order.
   const tail = Buffer.from('the end');
   sent.update(tail);
   bytes += tail.length;
   assert.equal(writer.write(tail), false);
   const allDrained = new Promise<void>((resolve) => (onDrained = resolve));
+  writer.flush();
   client.end();
 
   const received = createHash('sha256');
@@ -87,7 +91,7 @@ test('a write the kernel cannot take at once: false, the rest goes out in order,
   await ended;
   assert.equal(receivedBytes, bytes);
   assert.equal(received.digest('hex'), sent.digest('hex'));
-  assert.equal(drained, 1);
+  assert.equal(drained, drainedBefore + 1, 'onDrained once, when libuv finished');
   peer.destroy();
   server.close();
 });
@@ -104,12 +108,15 @@ test('a write to a connection the peer reset destroys the socket with the error,
   const errors: Array<string | undefined> = [];
   peer.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code));
   const closed = new Promise<void>((resolve) => peer.once('close', () => resolve()));
-  const writer = new DirectWriter(peer, () => {});
+  const writer = new SocketWriter(peer, () => {});
   assert.equal(writer.direct, true);
   client.resetAndDestroy();
   await new Promise((r) => setTimeout(r, 50));
   let writes = 0;
-  for (; writes < 5 && !peer.destroyed; writes++) assert.equal(writer.write(Buffer.from('after reset')), false);
+  for (; writes < 5 && !peer.destroyed; writes++) {
+    writer.write(Buffer.from('after reset'));
+    writer.flush();
+  }
   await closed;
   assert.equal(writes, 1, 'the first write found the reset');
   assert.equal(errors.length, 1);
@@ -119,16 +126,55 @@ test('a write to a connection the peer reset destroys the socket with the error,
 
 test('a socket that is not connected yet, or has no handle, is written through the stream', async () => {
   const unconnected = new Socket();
-  assert.equal(new DirectWriter(unconnected, () => {}).direct, false);
+  assert.equal(new SocketWriter(unconnected, () => {}).direct, false);
   const server = createServer((s) => s.pipe(s));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
-  const writer = new DirectWriter(client, () => {});
+  const writer = new SocketWriter(client, () => {});
   assert.equal(writer.direct, false, 'still connecting');
   writer.write(Buffer.from('early'));
   const [echo] = (await once(client, 'data')) as [Buffer];
   assert.equal(echo.toString(), 'early');
   client.destroy();
+  server.close();
+});
+
+test('writes of one turn are held and sent together at its end, in order; past the high-water mark write() asks to wait and onDrained follows the flush', async () => {
+  const { server, client, peer } = await pair();
+  const got = collect(peer);
+  let drained = 0;
+  const writer = new SocketWriter(client, () => drained++);
+  assert.equal(writer.write(Buffer.from('a')), true);
+  assert.equal(writer.write(Buffer.from('b')), true);
+  assert.equal(writer.heldLength, 2, 'held until the end of the turn');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writer.heldLength, 0);
+  // 64 KiB held in one turn: the caller is asked to wait, and told when it can go on.
+  const big = Buffer.alloc(70 * 1024, 0x63);
+  assert.equal(writer.write(big), false);
+  assert.equal(drained, 0);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(drained, 1);
+  writer.write(Buffer.from('d'));
+  writer.flush();
+  client.end();
+  await got.ended;
+  assert.equal(got.bytes().toString(), 'ab' + big.toString() + 'd');
+  peer.destroy();
+  server.close();
+});
+
+test('a discarded writer sends nothing of what it held', async () => {
+  const { server, client, peer } = await pair();
+  const got = collect(peer);
+  const writer = new SocketWriter(client, () => {});
+  writer.write(Buffer.from('never sent'));
+  writer.discard();
+  await new Promise((r) => setImmediate(r));
+  client.end();
+  await got.ended;
+  assert.equal(got.bytes().length, 0);
+  peer.destroy();
   server.close();
 });

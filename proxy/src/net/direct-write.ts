@@ -1,14 +1,26 @@
-// Writes a buffer straight to a socket's handle when the stream has nothing queued, as
-// net.Socket itself does at the end of its Writable path, without that path: no Writable
-// state machine, no write request object per write, and no afterWrite tick (a nextTick per
-// write, which made every read callback run the tick queue). On loopback and on any socket
-// with room in its kernel buffer the write completes at once; when it does not, libuv keeps
-// the rest queued in order ahead of anything written later, and the writer reports it like a
-// full stream: write() returns false and `onDrained` runs once everything has gone out.
+// How the proxy writes to its sockets: the writes of one event-loop turn are held and sent
+// together when the turn's I/O callbacks are done (the check phase, setImmediate), each one
+// straight to the socket's handle, as net.Socket itself does at the end of its Writable path.
 //
-// The handle's writeBuffer and the stream_wrap binding are not public API, so both are
-// feature-checked; when either is missing (or the socket is not a plain connected stream),
-// write() is socket.write(). A test checks the fast path is in use on the running Node.
+// Why held: on a busy proxy the peers (clients, upstreams) are faster than the proxy and sleep
+// between its writes, and waking a sleeping reader is the largest single kernel cost of a
+// write (~15 % of the proxy's CPU in perf, in the wake-up under sock_def_readable). Sending the
+// turn's writes in one burst lets a woken peer find many of them at once. Envoy does the same:
+// a write fills the connection's buffer and the socket is written later in the same loop
+// iteration. Measured with wrk (static upstream, 100 connections, interleaved rounds): about
+// 10 % less CPU per request and 10-15 % more requests per second; p50 lower, c=1 unchanged.
+//
+// Why straight to the handle: no Writable state machine, no write request object, and no
+// afterWrite tick per write (a nextTick that made every read callback run the tick queue). When
+// the kernel takes a write at once (loopback, any socket with room) that is all; when it does
+// not, libuv keeps the rest queued in order ahead of anything written later, and the writer
+// reports it like a full stream: write() returns false and `onDrained` runs once all is out.
+//
+// Bytes written through the stream (corked writes, end(), destroy()) must not overtake held
+// ones: the owner calls flush() before touching the socket, and write() flushes before it falls
+// back to the stream. The handle's writeBuffer and the stream_wrap binding are not public API,
+// so both are feature-checked; without them every write is socket.write(), at once. A test
+// checks the fast path is in use on the running Node.
 import type { Socket } from 'node:net';
 import { getSystemErrorName } from 'node:util';
 
@@ -17,7 +29,7 @@ interface WriteReq {
   oncomplete: (this: WriteReq, status: number) => void;
   async: boolean;
   buffer: Buffer | null;
-  writer: DirectWriter | undefined;
+  writer: SocketWriter | undefined;
 }
 
 interface StreamWrapBinding {
@@ -42,9 +54,15 @@ function loadBinding(): StreamWrapBinding | undefined {
   return undefined;
 }
 
-const binding = process.env.TSMESH_STREAM_WRITES === '1' ? undefined : loadBinding();
+/** TSMESH_SOCKET_WRITES=stream: every write through socket.write() at once; =direct: to the handle at once, not held (for comparisons). */
+const MODE = process.env.TSMESH_SOCKET_WRITES ?? 'batched';
+const binding = MODE === 'stream' ? undefined : loadBinding();
+const HOLD = MODE !== 'direct';
 const writeState = binding?.streamBaseState;
 const LAST_WRITE_WAS_ASYNC = binding?.kLastWriteWasAsync ?? 0;
+
+/** Bytes held for one socket in one turn before write() asks its caller to wait. */
+const HELD_HIGH_WATER = 64 * 1024;
 
 /**
  * A write request completed at once never reaches C++ as a request, so one object serves
@@ -70,13 +88,34 @@ function writeError(status: number): Error {
   return Object.assign(new Error(`write ${code}`), { code, errno: status, syscall: 'write' });
 }
 
-export class DirectWriter {
+/** Writers holding bytes for the end of this turn, and whether the flush is scheduled. */
+let holding: SocketWriter[] = [];
+let scheduled = false;
+
+function flushAll(): void {
+  scheduled = false;
+  const writers = holding;
+  holding = [];
+  for (let i = 0; i < writers.length; i++) {
+    const w = writers[i]!;
+    w.listed = false;
+    w.flush();
+  }
+}
+
+export class SocketWriter {
   /** Writes handed to libuv that have not completed yet. */
   private pending = 0;
+  private held: Buffer[] | undefined = undefined;
+  private heldBytes = 0;
+  /** write() returned false: `onDrained` is due once nothing is held or pending. */
+  private owesDrain = false;
+  /** In the list flushed at the end of this turn. */
+  listed = false;
 
   constructor(
     private readonly socket: Socket,
-    /** Runs when the last asynchronous write completed (the stream's 'drain' for these writes). */
+    /** Runs when the writes that made write() return false have gone out (the stream's 'drain' for these writes). */
     private readonly onDrained: () => void,
   ) {}
 
@@ -85,8 +124,59 @@ export class DirectWriter {
     return this.handle() !== undefined;
   }
 
-  /** Writes buf; false when it could not all go out at once (wait for `onDrained` or 'drain'). */
+  /** Writes libuv is still sending (for tests). */
+  get pendingWrites(): number {
+    return this.pending;
+  }
+
+  /** Bytes held for the end of this turn (for tests). */
+  get heldLength(): number {
+    return this.heldBytes;
+  }
+
+  /** Writes buf (at the end of this turn); false when the caller should wait for `onDrained` or 'drain'. */
   write(buf: Buffer): boolean {
+    if (!HOLD || this.handle() === undefined) {
+      if (this.held !== undefined) this.flush();
+      return this.writeNow(buf);
+    }
+    if (this.held === undefined) {
+      this.held = [buf];
+      if (!this.listed) {
+        this.listed = true;
+        holding.push(this);
+      }
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flushAll);
+      }
+    } else this.held.push(buf);
+    this.heldBytes += buf.length;
+    if (this.pending === 0 && this.heldBytes < HELD_HIGH_WATER) return true;
+    this.owesDrain = true;
+    return false;
+  }
+
+  /** Sends what is held now (before the owner ends, destroys or corks the socket). */
+  flush(): void {
+    const held = this.held;
+    if (held === undefined) return;
+    this.held = undefined;
+    this.heldBytes = 0;
+    if (!this.socket.destroyed) for (let i = 0; i < held.length; i++) this.writeNow(held[i]!);
+    if (this.owesDrain && this.pending === 0 && !this.socket.destroyed) {
+      this.owesDrain = false;
+      this.onDrained();
+    }
+  }
+
+  /** Drops what is held (the socket is being thrown away and its bytes are of no use). */
+  discard(): void {
+    this.held = undefined;
+    this.heldBytes = 0;
+  }
+
+  private writeNow(buf: Buffer): boolean {
     const handle = this.handle();
     if (handle === undefined) return this.socket.write(buf);
     const req = takeReq();
@@ -105,6 +195,7 @@ export class DirectWriter {
     req.writer = this;
     req.oncomplete = onComplete;
     this.pending++;
+    this.owesDrain = true;
     return false;
   }
 
@@ -115,7 +206,10 @@ export class DirectWriter {
       if (!this.socket.destroyed) this.socket.destroy(writeError(status));
       return;
     }
-    if (this.pending === 0) this.onDrained();
+    if (this.pending === 0 && this.held === undefined && this.owesDrain) {
+      this.owesDrain = false;
+      this.onDrained();
+    }
   }
 
   /** The handle when a direct write keeps the stream's order: nothing queued, corked, connecting or ended. */

@@ -3,7 +3,7 @@
 // Handlers are bound once per socket; per response the parser only moves offsets.
 import { connect, type Socket } from 'node:net';
 import { copyOfRead, READ_BUFFER, type ReadCallback } from '../net/read-buffer.js';
-import { DirectWriter } from '../net/direct-write.js';
+import { SocketWriter } from '../net/direct-write.js';
 
 /** Opens the socket of an upstream connection; replaceable for socket-free benchmarks. */
 export type Connector = (host: string, port: number, onRead: ReadCallback) => Socket;
@@ -68,7 +68,7 @@ export class UpstreamConnection {
   private remaining = 0;
   private scanner: ChunkedScanner | undefined;
   private gotBytes = false;
-  private readonly writer: DirectWriter;
+  private readonly writer: SocketWriter;
 
   constructor(
     readonly pool: EndpointPool,
@@ -77,7 +77,7 @@ export class UpstreamConnection {
     connector: Connector = netConnector,
   ) {
     this.socket = connector(host, port, this.onRead);
-    this.writer = new DirectWriter(this.socket, this.onDrain);
+    this.writer = new SocketWriter(this.socket, this.onDrain);
     this.socket.on('connect', this.onConnect);
     this.socket.on('end', this.onEnd);
     this.socket.on('error', this.onError);
@@ -106,6 +106,7 @@ export class UpstreamConnection {
     if (this.closed) return;
     this.closed = true;
     this.reusable = false;
+    this.writer.discard();
     this.socket.destroy();
     if (!this.connected) this.pool.onConnectFailed(this, 'closed before connecting');
     else this.pool.onClosed(this);
@@ -159,6 +160,7 @@ export class UpstreamConnection {
     if (!this.connected && !this.closed) {
       this.closed = true;
       this.reusable = false;
+      this.writer.discard();
       this.socket.destroy();
       this.pool.onConnectFailed(this, reason);
       return;
@@ -170,6 +172,7 @@ export class UpstreamConnection {
     if (!this.closed) {
       this.closed = true;
       this.reusable = false;
+      this.writer.discard();
       this.socket.destroy();
       this.pool.onClosed(this);
     }
