@@ -248,8 +248,7 @@ export class ClientConnection {
     this.buf = undefined;
     this.pauses = 0;
     this.socket.resume();
-    this.writer.flush();
-    this.socket.end();
+    this.writer.end();
     this.deadline = this.listener.clock.now() + LINGER_MS;
   }
 

@@ -38,8 +38,7 @@ test('direct writes are in use on this Node and keep their order with stream wri
   client.write('three ');
   client.uncork();
   writer.write(Buffer.from('four'));
-  writer.flush();
-  client.end();
+  writer.end();
   assert.equal(writer.direct, false, 'an ended stream takes no direct write');
   await got.ended;
   assert.equal(got.bytes().toString(), 'one two three four');
@@ -76,8 +75,7 @@ test('a write the kernel cannot take at once: false, the rest goes out in order,
   bytes += tail.length;
   assert.equal(writer.write(tail), false);
   const allDrained = new Promise<void>((resolve) => (onDrained = resolve));
-  writer.flush();
-  client.end();
+  writer.end();
 
   const received = createHash('sha256');
   let receivedBytes = 0;
@@ -157,8 +155,7 @@ test('writes of one turn are held and sent together at its end, in order; past t
   await new Promise((r) => setImmediate(r));
   assert.equal(drained, 1);
   writer.write(Buffer.from('d'));
-  writer.flush();
-  client.end();
+  writer.end();
   await got.ended;
   assert.equal(got.bytes().toString(), 'ab' + big.toString() + 'd');
   peer.destroy();

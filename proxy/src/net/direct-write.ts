@@ -16,9 +16,9 @@
 // not, libuv keeps the rest queued in order ahead of anything written later, and the writer
 // reports it like a full stream: write() returns false and `onDrained` runs once all is out.
 //
-// Bytes written through the stream (corked writes, end(), destroy()) must not overtake held
-// ones: the owner calls flush() before touching the socket, and write() flushes before it falls
-// back to the stream. The handle's writeBuffer and the stream_wrap binding are not public API,
+// Bytes written through the stream (corked writes, destroy()) must not overtake held ones: the
+// owner ends the socket through end() and calls flush() before it touches the socket itself,
+// and write() flushes before it falls back to the stream. The handle's writeBuffer and the stream_wrap binding are not public API,
 // so both are feature-checked; without them every write is socket.write(), at once. A test
 // checks the fast path is in use on the running Node.
 import type { Socket } from 'node:net';
@@ -112,6 +112,8 @@ export class SocketWriter {
   private owesDrain = false;
   /** In the list flushed at the end of this turn. */
   listed = false;
+  /** end() was called (tracked here: the stream's writableEnded is a symbol-keyed lookup that profiled as megamorphic). */
+  private ended = false;
 
   constructor(
     private readonly socket: Socket,
@@ -170,6 +172,13 @@ export class SocketWriter {
     }
   }
 
+  /** Sends what is held, then ends the socket (its FIN follows every byte written). */
+  end(): void {
+    this.flush();
+    this.ended = true;
+    this.socket.end();
+  }
+
   /** Drops what is held (the socket is being thrown away and its bytes are of no use). */
   discard(): void {
     this.held = undefined;
@@ -218,7 +227,7 @@ export class SocketWriter {
     const s = this.socket;
     const handle = (s as unknown as { _handle: Partial<WritableHandle> | null | undefined })._handle;
     if (handle == null || typeof handle.writeBuffer !== 'function') return undefined;
-    if (s.writableLength !== 0 || s.writableCorked !== 0 || s.connecting || s.writableEnded) return undefined;
+    if (this.ended || s.writableLength !== 0 || s.writableCorked !== 0 || s.connecting) return undefined;
     return handle as WritableHandle;
   }
 }
