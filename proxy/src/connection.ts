@@ -12,7 +12,7 @@ import { CR, LF } from './http/chars.js';
 import { findHeadEnd, hasBareLf, INCOMPLETE, ParseError } from './http/head.js';
 import { parseRequestHead } from './http/request-head.js';
 import { buildLocalResponse } from './http/serialize.js';
-import { Exchange, PAUSE_PIPELINE } from './exchange.js';
+import { Exchange, PAUSE_HOLD, PAUSE_PIPELINE, PAUSE_UPSTREAM } from './exchange.js';
 import type { Listener } from './listener.js';
 import { REASON_STATUS } from './reasons.js';
 
@@ -235,7 +235,9 @@ export class ClientConnection {
     }
     this.state = State.Idle;
     this.deadline = ex.finishedAt + this.listener.snapshot.config.idleTimeout;
-    this.resume(PAUSE_PIPELINE);
+    // Whatever the exchange paused reading for is over with it (an upstream write that never
+    // drained because its attempt was abandoned, say): the next request must be read.
+    this.resume(PAUSE_PIPELINE | PAUSE_UPSTREAM | PAUSE_HOLD);
     if (this.buf !== undefined) {
       if (!this.processing) this.process();
     }

@@ -332,7 +332,9 @@ export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
     attempt.bodySent = this.received;
     if (this.received > this.replayLimit) this.dropHeld();
     this.conn.resume(PAUSE_HOLD);
-    if (!ok) this.conn.pause(PAUSE_UPSTREAM);
+    // A new attempt's connection: a drain the previous attempt owed will not come.
+    if (ok) this.conn.resume(PAUSE_UPSTREAM);
+    else this.conn.pause(PAUSE_UPSTREAM);
     return true;
   }
 

@@ -175,3 +175,38 @@ test('a discarded writer sends nothing of what it held', async () => {
   peer.destroy();
   server.close();
 });
+
+test('a client that half-closes still gets the bytes held for it in the turn its FIN was read', async () => {
+  // Two connections to one server: `client` talks to `accepted`; `feeder` makes `source`
+  // readable in the same poll as the client's FIN, and its data handler writes the answer.
+  const server = createServer();
+  const sockets: Socket[] = [];
+  server.on('connection', (s) => sockets.push(s));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const client = connect(port, '127.0.0.1');
+  await once(client, 'connect');
+  while (sockets.length < 1) await new Promise((r) => setTimeout(r, 5));
+  const feeder = connect(port, '127.0.0.1');
+  await once(feeder, 'connect');
+  while (sockets.length < 2) await new Promise((r) => setTimeout(r, 5));
+  const [accepted, source] = sockets as [Socket, Socket];
+  accepted.on('error', () => {});
+  accepted.resume();
+  const writer = new SocketWriter(accepted, () => {});
+  source.on('data', () => writer.write(Buffer.from('RESPONSE')));
+  const got = collect(client);
+  // Both sockets reading (registered with the poller) before anything arrives, so that the
+  // poll reports them in the order the bytes came: the answer, then the FIN.
+  await new Promise((r) => setTimeout(r, 20));
+  feeder.write('answer ready');
+  client.end();
+  // Both the data and the FIN are pending before the loop polls again.
+  const until = Date.now() + 30;
+  while (Date.now() < until);
+  await got.ended;
+  assert.equal(got.bytes().toString(), 'RESPONSE');
+  feeder.destroy();
+  server.close();
+});

@@ -83,8 +83,9 @@ function onComplete(this: WriteReq, status: number): void {
   writer?.completed(status);
 }
 
-function writeError(status: number): Error {
-  const code = getSystemErrorName(status);
+function writeError(status: unknown): Error {
+  // Not a number when the handle's native side is already gone.
+  const code = typeof status === 'number' && status < 0 ? getSystemErrorName(status) : 'EPIPE';
   return Object.assign(new Error(`write ${code}`), { code, errno: status, syscall: 'write' });
 }
 
@@ -96,11 +97,18 @@ function flushAll(): void {
   scheduled = false;
   const writers = holding;
   holding = [];
+  let failure: unknown;
   for (let i = 0; i < writers.length; i++) {
     const w = writers[i]!;
     w.listed = false;
-    w.flush();
+    // One writer's failure must not leave the others' bytes held for ever.
+    try {
+      w.flush();
+    } catch (err) {
+      failure ??= err;
+    }
   }
+  if (failure !== undefined) throw failure;
 }
 
 export class SocketWriter {
@@ -119,7 +127,15 @@ export class SocketWriter {
     private readonly socket: Socket,
     /** Runs when the writes that made write() return false have gone out (the stream's 'drain' for these writes). */
     private readonly onDrained: () => void,
-  ) {}
+  ) {
+    // A peer's FIN makes Node end a socket that is not half-open on its own, before this
+    // turn's check phase: what is held must go out first.
+    socket.on('end', this.onPeerEnd);
+  }
+
+  private readonly onPeerEnd = (): void => {
+    this.flush();
+  };
 
   /** Whether writes to this socket bypass the stream now (for tests). */
   get direct(): boolean {
@@ -139,8 +155,12 @@ export class SocketWriter {
   /** Writes buf (at the end of this turn); false when the caller should wait for `onDrained` or 'drain'. */
   write(buf: Buffer): boolean {
     if (!HOLD || this.handle() === undefined) {
-      if (this.held !== undefined) this.flush();
-      return this.writeNow(buf);
+      if (this.held === undefined) return this.writeNow(buf);
+      // Held bytes first; a drain they owed is told after buf is written, not before.
+      this.sendHeld();
+      const ok = this.writeNow(buf);
+      this.drainedIfDue();
+      return ok;
     }
     if (this.held === undefined) {
       this.held = [buf];
@@ -161,11 +181,19 @@ export class SocketWriter {
 
   /** Sends what is held now (before the owner ends, destroys or corks the socket). */
   flush(): void {
-    const held = this.held;
-    if (held === undefined) return;
+    if (this.held === undefined) return;
+    this.sendHeld();
+    this.drainedIfDue();
+  }
+
+  private sendHeld(): void {
+    const held = this.held!;
     this.held = undefined;
     this.heldBytes = 0;
     if (!this.socket.destroyed) for (let i = 0; i < held.length; i++) this.writeNow(held[i]!);
+  }
+
+  private drainedIfDue(): void {
     if (this.owesDrain && this.pending === 0 && !this.socket.destroyed) {
       this.owesDrain = false;
       this.onDrained();
@@ -191,7 +219,7 @@ export class SocketWriter {
     const req = takeReq();
     const status = handle.writeBuffer(req, buf);
     if (status !== 0) {
-      spare = req;
+      if (typeof status === 'number') spare = req;
       this.socket.destroy(writeError(status));
       return false;
     }
