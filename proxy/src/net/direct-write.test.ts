@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto';
 import { SocketWriter } from './direct-write.js';
 
 /** A server on port 0 whose accepted socket is handed to the test, and a client connected to it. */
-async function pair(): Promise<{ server: Server; client: Socket; peer: Socket }> {
-  const server = createServer();
+async function pair(options: { pauseOnConnect?: boolean } = {}): Promise<{ server: Server; client: Socket; peer: Socket }> {
+  const server = createServer(options);
   const accepted = once(server, 'connection');
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -96,13 +96,7 @@ test('a write the kernel cannot take at once: false, the rest goes out in order,
 
 test('a write to a connection the peer reset destroys the socket with the error, and throws nothing', async () => {
   // The accepted socket is not reading (paused on connect), so only the write can find the reset.
-  const server = createServer({ pauseOnConnect: true });
-  const accepted = once(server, 'connection');
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
-  await once(client, 'connect');
-  const [peer] = (await accepted) as [Socket];
+  const { server, client, peer } = await pair({ pauseOnConnect: true });
   const errors: Array<string | undefined> = [];
   peer.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code));
   const closed = new Promise<void>((resolve) => peer.once('close', () => resolve()));
