@@ -104,10 +104,7 @@ export class UpstreamConnection {
 
   destroy(): void {
     if (this.closed) return;
-    this.closed = true;
-    this.reusable = false;
-    this.writer.discard();
-    this.socket.destroy();
+    this.closeSocket();
     if (!this.connected) this.pool.onConnectFailed(this, 'closed before connecting');
     else this.pool.onClosed(this);
   }
@@ -158,10 +155,7 @@ export class UpstreamConnection {
 
   private lost(reason: string): void {
     if (!this.connected && !this.closed) {
-      this.closed = true;
-      this.reusable = false;
-      this.writer.discard();
-      this.socket.destroy();
+      this.closeSocket();
       this.pool.onConnectFailed(this, reason);
       return;
     }
@@ -170,13 +164,18 @@ export class UpstreamConnection {
     this.reader = undefined;
     this.state = R.Idle;
     if (!this.closed) {
-      this.closed = true;
-      this.reusable = false;
-      this.writer.discard();
-      this.socket.destroy();
+      this.closeSocket();
       this.pool.onClosed(this);
     }
     reader?.onLost(before, reason);
+  }
+
+  /** Closes for good; what is held for the socket is dropped (a request nobody waits for any more). */
+  private closeSocket(): void {
+    this.closed = true;
+    this.reusable = false;
+    this.writer.discard();
+    this.socket.destroy();
   }
 
   private readonly onRead = (nread: number, readBuffer: Uint8Array): boolean => {
