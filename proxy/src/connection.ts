@@ -7,7 +7,7 @@
 import type { Server, Socket } from 'node:net';
 import { rewrapWithOnRead } from './net/accepted-socket.js';
 import { copyOfRead, READ_BUFFER } from './net/read-buffer.js';
-import { SocketWriter } from './net/direct-write.js';
+import { SocketWriter } from './net/socket-writer.js';
 import { CR, LF } from './http/chars.js';
 import { findHeadEnd, hasBareLf, INCOMPLETE, ParseError } from './http/head.js';
 import { parseRequestHead } from './http/request-head.js';

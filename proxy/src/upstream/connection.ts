@@ -3,7 +3,7 @@
 // Handlers are bound once per socket; per response the parser only moves offsets.
 import { connect, type Socket } from 'node:net';
 import { copyOfRead, READ_BUFFER, type ReadCallback } from '../net/read-buffer.js';
-import { SocketWriter } from '../net/direct-write.js';
+import { SocketWriter } from '../net/socket-writer.js';
 
 /** Opens the socket of an upstream connection; replaceable for socket-free benchmarks. */
 export type Connector = (host: string, port: number, onRead: ReadCallback) => Socket;

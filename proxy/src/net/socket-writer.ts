@@ -27,7 +27,6 @@ import { getSystemErrorName } from 'node:util';
 interface WriteReq {
   handle: unknown;
   oncomplete: (this: WriteReq, status: number) => void;
-  async: boolean;
   buffer: Buffer | null;
   writer: SocketWriter | undefined;
 }
@@ -243,10 +242,7 @@ export class SocketWriter {
       if (!this.socket.destroyed) this.socket.destroy(writeError(status));
       return;
     }
-    if (this.pending === 0 && this.held === undefined && this.owesDrain) {
-      this.owesDrain = false;
-      this.onDrained();
-    }
+    if (this.held === undefined) this.drainedIfDue();
   }
 
   /** The handle when a direct write keeps the stream's order: nothing queued, corked, connecting or ended. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { connect, createServer, Socket, type AddressInfo, type Server } from 'node:net';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
-import { SocketWriter } from './direct-write.js';
+import { SocketWriter } from './socket-writer.js';
 
 /** A server on port 0 whose accepted socket is handed to the test, and a client connected to it. */
 async function pair(options: { pauseOnConnect?: boolean } = {}): Promise<{ server: Server; client: Socket; peer: Socket }> {
