@@ -28,6 +28,9 @@
 //          --threads 1 (wrk threads) --access-log (turn the proxy's access log on, to a temp file)
 //          --upstream node,nginx (either or both, in that order)
 //          --accept-descriptors 32 (the tsmesh listener's acceptDescriptors)
+//          --floor (a fourth path: wrk → tcp-relay → upstream, tsmesh's socket layer relaying
+//          bytes with no HTTP (bench/tcp-relay.ts); prints floor / nginx, what the runtime and
+//          the socket layer cost, and tsmesh / floor, what the request path costs on top)
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
@@ -56,6 +59,7 @@ const ACCESS_LOG = args.includes('--access-log');
 // way to the same (the mesh's edge uses 32). With 1, its default, the first requests of a
 // burst of 1000 new connections wait seconds to be accepted (docs/performance.md).
 const ACCEPT_DESCRIPTORS = Number(opt('accept-descriptors', '32'));
+const FLOOR = args.includes('--floor');
 const UPSTREAMS = opt('upstream', 'node,nginx').split(',') as Array<'node' | 'nginx'>;
 for (const u of UPSTREAMS) if (u !== 'node' && u !== 'nginx') throw new Error(`--upstream: node or nginx, not ${u}`);
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
@@ -282,7 +286,17 @@ interface Summary {
   direct: PathSummary;
   tsmesh: PathSummary;
   nginx: PathSummary;
-  ratios: { tsmeshOverDirect: number; tsmeshOverNginx: number; nginxOverDirect: number; cpuTsmeshOverNginx: number | null };
+  /** With --floor: the socket layer relaying bytes (bench/tcp-relay.ts). */
+  floor?: PathSummary;
+  ratios: {
+    tsmeshOverDirect: number;
+    tsmeshOverNginx: number;
+    nginxOverDirect: number;
+    cpuTsmeshOverNginx: number | null;
+    floorOverNginx?: number;
+    tsmeshOverFloor?: number;
+    cpuTsmeshOverFloor?: number | null;
+  };
 }
 
 /** The middle value (the mean of the two middle ones for an even count). */
@@ -302,13 +316,21 @@ async function benchUpstream(upstream: 'node' | 'nginx', dir: string): Promise<{
   const ngx = startNginx(join(dir, 'proxy'), proxyConf(join(dir, 'proxy'), nginxPort, upPort), 'proxy nginx');
   writeFileSync(join(dir, 'tsmesh.yaml'), tsmeshConf(tsPort, tsAdmin, upPort, join(dir, 'access.log')));
   const ts = own(spawn(process.execPath, [join(root, 'dist', 'cli', 'tsmesh.js'), 'proxy', '--config', join(dir, 'tsmesh.yaml')], { stdio: ['ignore', 'pipe', 'inherit'] }));
-  await Promise.all([waitPort(upPort, `${upstream} upstream`), waitPort(nginxPort, 'proxy nginx'), waitPort(tsPort, 'tsmesh')]);
+  const floorPort = FLOOR ? await freePort() : 0;
+  const floor = FLOOR ? own(spawn(process.execPath, [join(root, 'dist', 'bench', 'tcp-relay.js'), String(floorPort), String(upPort)], { stdio: ['ignore', 'ignore', 'inherit'] })) : undefined;
+  await Promise.all([
+    waitPort(upPort, `${upstream} upstream`),
+    waitPort(nginxPort, 'proxy nginx'),
+    waitPort(tsPort, 'tsmesh'),
+    ...(floor ? [waitPort(floorPort, 'tcp-relay')] : []),
+  ]);
   const ngxPids = () => [ngx.pid!, ...childPids(ngx.pid!)];
   const targets: Array<{ name: string; port: number; pids: () => number[] }> = [
     { name: 'direct', port: upPort, pids: () => [] },
     { name: 'tsmesh', port: tsPort, pids: () => [ts.pid!] },
     { name: 'nginx', port: nginxPort, pids: ngxPids },
   ];
+  if (floor) targets.push({ name: 'floor', port: floorPort, pids: () => [floor.pid!] });
 
   console.error(`${upstream} upstream:`);
   const rows: Row[] = [];
@@ -364,7 +386,8 @@ async function benchUpstream(upstream: 'node' | 'nginx', dir: string): Promise<{
     const direct = get('direct');
     const tsmesh = get('tsmesh');
     const nginx = get('nginx');
-    return {
+    const cpuRatio = (a: PathSummary, b: PathSummary) => (a.cpuSecondsPer1k !== null && b.cpuSecondsPer1k ? a.cpuSecondsPer1k / b.cpuSecondsPer1k : null);
+    const s: Summary = {
       upstream,
       connections: c,
       direct,
@@ -374,16 +397,25 @@ async function benchUpstream(upstream: 'node' | 'nginx', dir: string): Promise<{
         tsmeshOverDirect: tsmesh.rps / direct.rps,
         tsmeshOverNginx: tsmesh.rps / nginx.rps,
         nginxOverDirect: nginx.rps / direct.rps,
-        cpuTsmeshOverNginx: tsmesh.cpuSecondsPer1k !== null && nginx.cpuSecondsPer1k ? tsmesh.cpuSecondsPer1k / nginx.cpuSecondsPer1k : null,
+        cpuTsmeshOverNginx: cpuRatio(tsmesh, nginx),
       },
     };
+    if (floor) {
+      const f = get('floor');
+      s.floor = f;
+      s.ratios.floorOverNginx = f.rps / nginx.rps;
+      s.ratios.tsmeshOverFloor = tsmesh.rps / f.rps;
+      s.ratios.cpuTsmeshOverFloor = cpuRatio(tsmesh, f);
+    }
+    return s;
   });
 
   ts.kill('SIGTERM');
   up.kill(upstream === 'node' ? 'SIGTERM' : 'SIGQUIT');
   ngx.kill('SIGQUIT');
   await new Promise((r) => setTimeout(r, 300));
-  for (const c of [ts, up, ngx]) if (c.exitCode === null && c.signalCode === null) killGroup(c);
+  floor?.kill('SIGTERM');
+  for (const c of [ts, up, ngx, ...(floor ? [floor] : [])]) if (c.exitCode === null && c.signalCode === null) killGroup(c);
   return { rows, summary };
 }
 
@@ -412,7 +444,9 @@ async function main(): Promise<void> {
   lines.push(`| upstream | conns | path | req/s | p50 ms | p99 ms | socket errors | non-2xx | proxy CPU s / 1k req | of which kernel % | proxy peak RSS MiB |`);
   lines.push(`|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|`);
   for (const s of summary) {
-    for (const [name, r] of [['direct', s.direct], ['tsmesh', s.tsmesh], ['nginx', s.nginx]] as const) {
+    const paths: Array<[string, PathSummary]> = [['direct', s.direct], ['tsmesh', s.tsmesh], ['nginx', s.nginx]];
+    if (s.floor) paths.push(['floor', s.floor]);
+    for (const [name, r] of paths) {
       lines.push(
         `| ${s.upstream} | ${s.connections} | ${name} | ${fmt(r.rps)} | ${fmt(r.p50ms, 2)} | ${fmt(r.p99ms, 2)} | ${r.socketErrors} | ${r.non2xx} | ${fmt(r.cpuSecondsPer1k, 4)} | ${r.kernelShare === null ? '-' : fmt(r.kernelShare * 100)} | ${fmt(r.peakRssMiB, 1)} |`,
       );
@@ -425,6 +459,14 @@ async function main(): Promise<void> {
     lines.push(
       `| ${s.upstream} | ${s.connections} | ${fmt(s.ratios.tsmeshOverDirect, 2)} | ${fmt(s.ratios.nginxOverDirect, 2)} | ${fmt(s.ratios.tsmeshOverNginx, 2)} | ${fmt(s.ratios.cpuTsmeshOverNginx, 2)} |`,
     );
+  }
+  if (FLOOR) {
+    lines.push('');
+    lines.push(`| upstream | conns | floor / nginx (runtime + socket layer) | tsmesh / floor (request path) | CPU per req tsmesh / floor |`);
+    lines.push(`|---|---:|---:|---:|---:|`);
+    for (const s of summary) {
+      lines.push(`| ${s.upstream} | ${s.connections} | ${fmt(s.ratios.floorOverNginx ?? null, 2)} | ${fmt(s.ratios.tsmeshOverFloor ?? null, 2)} | ${fmt(s.ratios.cpuTsmeshOverFloor ?? null, 2)} |`);
+    }
   }
   console.log(lines.join('\n'));
 
