@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findHeadEnd, ParseError } from './head.js';
 import { parseResponseHead, ResponseHead } from './response-head.js';
+import { buildResponseHead } from './serialize.js';
 
 function parse(text: string): ResponseHead | ParseError {
   const buf = Buffer.from(text, 'latin1');
@@ -52,4 +53,20 @@ test('ambiguous or malformed responses are refused with 502', () => {
     assert.ok(r instanceof ParseError, JSON.stringify(text));
     assert.equal(r.status, 502);
   }
+});
+
+test('hop-by-hop fields are dropped wherever they are in a long head (bit marks below field 31, a list beyond)', () => {
+  const filler = Array.from({ length: 40 }, (_, i) => `X-F${i}: ${i}\r\n`);
+  // Connection at index 0, 30, 31 and 39 (their own names too): the two kinds of mark and both edges.
+  filler[0] = 'Connection: keep-alive, X-F30\r\n';
+  filler[31] = 'Keep-Alive: timeout=5\r\n';
+  filler[39] = 'Proxy-Connection: close\r\n';
+  const h = ok(`HTTP/1.1 200 OK\r\n${filler.join('')}Content-Length: 0\r\n\r\n`);
+  const dropped = h.entries().flatMap((_, i) => (h.isDropped(i) ? [i] : []));
+  assert.deepEqual(dropped, [0, 30, 31, 39]);
+  assert.equal(h.dropsAny, true);
+  const out = buildResponseHead(h, 1, undefined, 0).toString('latin1');
+  for (const gone of ['Connection:', 'X-F30:', 'Keep-Alive:', 'Proxy-Connection:']) assert.ok(!out.includes(gone), gone);
+  for (const kept of ['X-F1: 1\r\n', 'X-F29: 29\r\n', 'X-F32: 32\r\n', 'X-F38: 38\r\n', 'Content-Length: 0\r\n']) assert.ok(out.includes(kept), kept);
+  assert.equal(ok('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n').dropsAny, false);
 });

@@ -36,7 +36,7 @@ export function keptFieldsLength(head: MessageHead): number {
 export function copyKeptFields(head: MessageHead, out: Buffer, offset: number): number {
   const f = head.f;
   const buf = head.buf;
-  if (head.drop === undefined && head.count > 0) {
+  if (!head.dropsAny && head.count > 0) {
     return copyBytes(buf, f[F_LINE]!, f[(head.count - 1) * F_SIZE + F_LINE_END]!, out, offset);
   }
   let runStart = -1;
