@@ -308,7 +308,7 @@ function median(xs: number[]): number {
 
 /** Runs direct / tsmesh / nginx against one kind of upstream; returns every run and the medians. */
 async function benchUpstream(upstream: 'node' | 'nginx', dir: string): Promise<{ rows: Row[]; summary: Summary[] }> {
-  const [upPort, nginxPort, tsPort, tsAdmin] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [upPort, nginxPort, tsPort, tsAdmin, floorPort] = [await freePort(), await freePort(), await freePort(), await freePort(), FLOOR ? await freePort() : 0];
   let up: ChildProcess;
   if (upstream === 'node') {
     up = own(spawn(process.execPath, [join(root, 'dist', 'bench', 'fixed-upstream.js'), String(upPort)], { stdio: 'ignore' }));
@@ -316,8 +316,9 @@ async function benchUpstream(upstream: 'node' | 'nginx', dir: string): Promise<{
   const ngx = startNginx(join(dir, 'proxy'), proxyConf(join(dir, 'proxy'), nginxPort, upPort), 'proxy nginx');
   writeFileSync(join(dir, 'tsmesh.yaml'), tsmeshConf(tsPort, tsAdmin, upPort, join(dir, 'access.log')));
   const ts = own(spawn(process.execPath, [join(root, 'dist', 'cli', 'tsmesh.js'), 'proxy', '--config', join(dir, 'tsmesh.yaml')], { stdio: ['ignore', 'pipe', 'inherit'] }));
-  const floorPort = FLOOR ? await freePort() : 0;
-  const floor = FLOOR ? own(spawn(process.execPath, [join(root, 'dist', 'bench', 'tcp-relay.js'), String(floorPort), String(upPort)], { stdio: ['ignore', 'ignore', 'inherit'] })) : undefined;
+  // The relay listens on as many descriptors as tsmesh, so that both accept a burst alike.
+  const floorArgs = [join(root, 'dist', 'bench', 'tcp-relay.js'), String(floorPort), String(upPort), String(ACCEPT_DESCRIPTORS)];
+  const floor = FLOOR ? own(spawn(process.execPath, floorArgs, { stdio: ['ignore', 'ignore', 'inherit'] })) : undefined;
   await Promise.all([
     waitPort(upPort, `${upstream} upstream`),
     waitPort(nginxPort, 'proxy nginx'),
@@ -411,10 +412,10 @@ async function benchUpstream(upstream: 'node' | 'nginx', dir: string): Promise<{
   });
 
   ts.kill('SIGTERM');
+  floor?.kill('SIGTERM');
   up.kill(upstream === 'node' ? 'SIGTERM' : 'SIGQUIT');
   ngx.kill('SIGQUIT');
   await new Promise((r) => setTimeout(r, 300));
-  floor?.kill('SIGTERM');
   for (const c of [ts, up, ngx, ...(floor ? [floor] : [])]) if (c.exitCode === null && c.signalCode === null) killGroup(c);
   return { rows, summary };
 }
