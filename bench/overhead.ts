@@ -30,7 +30,8 @@
 //          --accept-descriptors 32 (the tsmesh listener's acceptDescriptors)
 //          --floor (a fourth path: wrk → tcp-relay → upstream, tsmesh's socket layer relaying
 //          bytes with no HTTP (bench/tcp-relay.ts); prints floor / nginx, what the runtime and
-//          the socket layer cost, and tsmesh / floor, what the request path costs on top)
+//          the socket layer cost, and tsmesh / floor, what the request path costs on top; both
+//          read so against the static upstream, where the proxies' own cost is all that differs)
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';

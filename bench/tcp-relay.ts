@@ -2,9 +2,10 @@
 // to read through `onread`, reads copied out of the shared buffer, writes held per event-loop
 // turn and sent straight to the handle) relaying bytes between each client connection and one
 // upstream connection of its own, with no HTTP at all. `bench:overhead --floor` runs it beside
-// tsmesh and nginx: floor / nginx is what the runtime and the socket layer cost against nginx,
-// tsmesh / floor what the request path (parsing, routing, policies, pools, heads, metrics)
-// costs on top. A benchmark baseline, not a proxy: no timeouts, no limits, no flow control, no HTTP checks.
+// tsmesh and nginx. Against the static upstream, floor / nginx is what the runtime and the
+// socket layer cost against nginx, tsmesh / floor what the request path (parsing, routing,
+// policies, pools, heads, metrics) costs on top. A benchmark baseline, not a proxy: no
+// timeouts, no limits, no flow control, no HTTP checks.
 //
 // Usage: node dist/bench/tcp-relay.js LISTEN_PORT UPSTREAM_PORT [ACCEPT_DESCRIPTORS]
 // (descriptors of the listening socket, as tsmesh's listener acceptDescriptors; default 1)

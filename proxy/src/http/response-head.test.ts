@@ -57,7 +57,7 @@ test('ambiguous or malformed responses are refused with 502', () => {
 
 test('hop-by-hop fields are dropped wherever they are in a long head (bit marks below field 31, a list beyond)', () => {
   const filler = Array.from({ length: 40 }, (_, i) => `X-F${i}: ${i}\r\n`);
-  // Connection at index 0, 30, 31 and 39 (their own names too): the two kinds of mark and both edges.
+  // Hop-by-hop fields at 0, 31 and 39, and the field Connection names at 30: both kinds of mark and both edges.
   filler[0] = 'Connection: keep-alive, X-F30\r\n';
   filler[31] = 'Keep-Alive: timeout=5\r\n';
   filler[39] = 'Proxy-Connection: close\r\n';
