@@ -14,6 +14,7 @@ import { ProxyRuntime } from '../proxy/src/runtime.js';
 import { ClientConnection } from '../proxy/src/connection.js';
 import { ClusterDispatch } from '../proxy/src/upstream/dispatch.js';
 import type { Listener } from '../proxy/src/listener.js';
+import { copyOfRead, READ_BUFFER } from '../proxy/src/net/read-buffer.js';
 
 class FakeSocket extends EventEmitter {
   remoteAddress = '127.0.0.1';
@@ -70,7 +71,8 @@ async function main(): Promise<void> {
   const dispatch = ClusterDispatch.of(cluster, rt.clock, rt.metrics, rt.stats);
   dispatch.pools.connector = (_host, _port, onRead) => {
     const s = new FakeSocket();
-    s.onWrite = () => (C > 1 ? setImmediate : queueMicrotask)(() => onRead(RESPONSE.length, RESPONSE));
+    // As a real socket does: the bytes land in the shared read buffer and the callback copies them out.
+    s.onWrite = () => (C > 1 ? setImmediate : queueMicrotask)(() => onRead(RESPONSE.copy(READ_BUFFER), READ_BUFFER));
     setImmediate(() => s.emit('connect'));
     return s as unknown as Socket;
   };
@@ -85,7 +87,8 @@ async function main(): Promise<void> {
     const client = new FakeSocket();
     const conn = new ClientConnection(client as unknown as Socket, listener);
     listener.connections.add(conn);
-    const send = () => client.emit('data', REQUEST);
+    // The real client side reads into the shared buffer and hands on a copy (connection.ts onRead).
+    const send = () => client.emit('data', copyOfRead(REQUEST.copy(READ_BUFFER), READ_BUFFER));
     client.onWrite = () => {
       if (--left > 0) {
         if (left >= C) queueMicrotask(send);
@@ -97,7 +100,7 @@ async function main(): Promise<void> {
     new Promise<void>((resolve) => {
       left = n;
       finished = resolve;
-      for (const c of clients) c.emit('data', REQUEST);
+      for (const c of clients) c.emit('data', copyOfRead(REQUEST.copy(READ_BUFFER), READ_BUFFER));
     });
   await run(Math.max(10, C)); // the first requests open the upstream connections
   await run(50_000);
