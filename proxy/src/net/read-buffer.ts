@@ -5,6 +5,9 @@
 import { copyBytes } from '../http/chars.js';
 
 export const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+/** READ_BUFFER's backing store, read once: its `buffer` getter is a call into C++. */
+const READ_STORE = READ_BUFFER.buffer;
+const READ_OFFSET = READ_BUFFER.byteOffset;
 
 /** Called with the bytes of each read; they must be copied if kept after the call returns. Returns true (keep reading). */
 export type ReadCallback = (nread: number, buf: Uint8Array) => boolean;
@@ -12,6 +15,7 @@ export type ReadCallback = (nread: number, buf: Uint8Array) => boolean;
 /** The bytes of one read, copied out of the shared buffer. */
 export function copyOfRead(nread: number, buf: Uint8Array): Buffer {
   const chunk = Buffer.allocUnsafe(nread);
-  copyBytes(buf as Buffer, 0, nread, chunk, 0);
+  if (buf === READ_BUFFER) chunk.set(new Uint8Array(READ_STORE, READ_OFFSET, nread), 0);
+  else copyBytes(buf as Buffer, 0, nread, chunk, 0);
   return chunk;
 }
