@@ -11,7 +11,7 @@ import { SocketWriter } from './net/socket-writer.js';
 import { CR, LF } from './http/chars.js';
 import { findHeadEnd, hasBareLf, INCOMPLETE, ParseError } from './http/head.js';
 import { parseRequestHead } from './http/request-head.js';
-import { buildLocalResponse } from './http/serialize.js';
+import { buildLocalResponse, type ForwardBlock } from './http/serialize.js';
 import { Exchange, PAUSE_HOLD, PAUSE_PIPELINE, PAUSE_UPSTREAM } from './exchange.js';
 import type { Listener } from './listener.js';
 import { REASON_STATUS } from './reasons.js';
@@ -37,6 +37,8 @@ export class ClientConnection {
   /** Clock time at which the sweeper acts on this connection (0: none). */
   deadline = 0;
   served = 0;
+  /** The forwarded fields of this client's requests for the Host it last used (built by the exchange). */
+  forwardBlock: ForwardBlock | undefined = undefined;
   private state = State.Idle;
   private buf: Buffer | undefined;
   private bufStart = 0;

@@ -15,7 +15,7 @@ import type { RouteConfig } from './config/schema.js';
 import { ChunkedScanner } from './http/chunked.js';
 import type { RequestHead } from './http/request-head.js';
 import type { ResponseHead } from './http/response-head.js';
-import { buildLocalResponse, buildResponseHead, buildUpstreamRequest, copyKeptFields, dropTransferEncoding, keptFieldsLength, type ForwardInfo } from './http/serialize.js';
+import { buildLocalResponse, buildResponseHead, buildUpstreamRequest, copyKeptFields, dropTransferEncoding, ForwardBlock, forwardBlockFits, keptFieldsLength, type ForwardInfo } from './http/serialize.js';
 import { copyBytes, writeLatin1 } from './http/chars.js';
 import type { LocalResponse, Outcome, ProxyRequest } from './policy/types.js';
 import { localResponse } from './policy/types.js';
@@ -46,6 +46,7 @@ const GO_REPLAYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 /** Filled and read synchronously for each upstream head: no object literal per request. */
 const FORWARD_INFO: { -readonly [K in keyof ForwardInfo]: ForwardInfo[K] } = {
+  block: undefined,
   extraFields: undefined,
   clientAddress: '',
   requestIdPrefix: undefined,
@@ -303,13 +304,21 @@ export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
   upstreamHead(timeoutMs: number, endpoint: EndpointState, traceFields?: readonly string[]): Buffer {
     // One shared object: heads are built synchronously, one at a time.
     const info = FORWARD_INFO;
+    const head = this.requestHead;
+    const conn = this.conn;
+    let block: ForwardBlock | undefined;
+    if (forwardBlockFits(head)) {
+      block = conn.forwardBlock;
+      if (block === undefined || block.host !== head.host) block = conn.forwardBlock = new ForwardBlock(conn.remoteAddress, head.host, ID_PREFIX_BYTES);
+    }
+    info.block = block;
     info.extraFields = traceFields;
-    info.clientAddress = this.conn.remoteAddress;
+    info.clientAddress = conn.remoteAddress;
     info.requestIdPrefix = this.requestIdNumber === 0 ? undefined : ID_PREFIX_BYTES;
     info.requestIdNumber = this.requestIdNumber;
     info.timeoutMs = timeoutMs;
     info.endpointAuthority = endpoint.address;
-    return buildUpstreamRequest(this.requestHead, info);
+    return buildUpstreamRequest(head, info);
   }
 
   sendRequest(attempt: Attempt, head: Buffer): boolean {

@@ -20,6 +20,8 @@ const XRID = enc('x-request-id: ');
 const HOST = enc('host: ');
 const TIMEOUT = enc('x-tsmesh-timeout-ms: ');
 const ATTEMPTS = enc('x-tsmesh-attempts: ');
+/** The usual end of a response head: one attempt, no Connection field to add. */
+const ATTEMPTS_1_END = enc('x-tsmesh-attempts: 1\r\n\r\n');
 const CONN_CLOSE = enc('connection: close\r\n');
 const CONN_KEEP_ALIVE = enc('connection: keep-alive\r\n');
 const SP_HTTP11 = enc(' HTTP/1.1\r\n');
@@ -34,13 +36,24 @@ export function keptFieldsLength(head: MessageHead): number {
 
 /** Copies the kept field lines into out at offset, merging adjacent lines into one copy. */
 export function copyKeptFields(head: MessageHead, out: Buffer, offset: number): number {
+  return copyRuns(head, out, offset, -1, -1);
+}
+
+/**
+ * Copies the start line as received and the kept field lines after it, merging adjacent
+ * lines into one copy: the start line and the fields before the first dropped one are one
+ * run, not a short copy of their own (short copies go byte by byte).
+ */
+export function copyStartAndKeptFields(head: MessageHead, out: Buffer, offset: number): number {
+  return copyRuns(head, out, offset, head.start, head.fieldsStart);
+}
+
+function copyRuns(head: MessageHead, out: Buffer, offset: number, runStart: number, runEnd: number): number {
   const f = head.f;
   const buf = head.buf;
   if (!head.dropsAny && head.count > 0) {
-    return copyBytes(buf, f[F_LINE]!, f[(head.count - 1) * F_SIZE + F_LINE_END]!, out, offset);
+    return copyBytes(buf, runStart >= 0 ? runStart : f[F_LINE]!, f[(head.count - 1) * F_SIZE + F_LINE_END]!, out, offset);
   }
-  let runStart = -1;
-  let runEnd = -1;
   for (let k = 0; k < head.count; k++) {
     if (head.isDropped(k)) continue;
     const s = f[k * F_SIZE + F_LINE]!;
@@ -57,8 +70,16 @@ export function copyKeptFields(head: MessageHead, out: Buffer, offset: number): 
   return offset;
 }
 
+/**
+ * Writes a whole constant. `set` with a whole array needs no view and costs a flat ~17 ns;
+ * a byte loop ~1.4 ns a byte (Node 20, one script timing both): the loop only below 12 bytes.
+ */
 function put(out: Buffer, o: number, bytes: Buffer): number {
-  return copyBytes(bytes, 0, bytes.length, out, o);
+  const n = bytes.length;
+  if (n < 12) {
+    for (let i = 0; i < n; i++) out[o + i] = bytes[i]!;
+  } else out.set(bytes, o);
+  return o + n;
 }
 
 /** Number of decimal digits of a non-negative integer. */
@@ -86,8 +107,46 @@ export function writeDecimal(out: Buffer, n: number, o: number): number {
   return o + d;
 }
 
+/**
+ * The forwarded fields most requests get, as one run of bytes built once per client
+ * connection and Host: `x-forwarded-for: <client>`, `x-forwarded-proto`, `x-forwarded-host:
+ * <host>`, then `x-request-id: <prefix>` for the requests that need an id (its number follows).
+ * One copy of these ~130 bytes instead of nine short ones byte by byte.
+ */
+export class ForwardBlock {
+  readonly bytes: Buffer;
+  /** Length of the block without the x-request-id part. */
+  readonly withoutId: number;
+
+  constructor(
+    readonly client: string,
+    readonly host: string,
+    requestIdPrefix: Buffer,
+  ) {
+    this.withoutId = XFF.length + client.length + 2 + XFP.length + XFH.length + host.length + 2;
+    const out = Buffer.allocUnsafe(this.withoutId + XRID.length + requestIdPrefix.length);
+    let o = put(out, 0, XFF);
+    o = writeLatin1(out, client, o);
+    o = put(out, o, CRLF);
+    o = put(out, o, XFP);
+    o = put(out, o, XFH);
+    o = writeLatin1(out, host, o);
+    o = put(out, o, CRLF);
+    o = put(out, o, XRID);
+    put(out, o, requestIdPrefix);
+    this.bytes = out;
+  }
+}
+
+/** Whether a request's forwarded fields are exactly what a ForwardBlock holds (none received, a Host). */
+export function forwardBlockFits(head: RequestHead): boolean {
+  return head.forwardedFor < 0 && !head.hasForwardedProto && !head.hasForwardedHost && head.host !== '';
+}
+
 /** What the upstream request head needs besides the received head. */
 export interface ForwardInfo {
+  /** The client connection's block for this request's Host, when forwardBlockFits(head); its client is clientAddress. */
+  readonly block: ForwardBlock | undefined;
   readonly clientAddress: string;
   /** x-request-id to add: these bytes then `requestIdNumber` in decimal (when the client sent none). */
   readonly requestIdPrefix: Buffer | undefined;
@@ -138,12 +197,17 @@ export function buildUpstreamRequest(head: RequestHead, info: ForwardInfo): Buff
   const xffOld = forwardedForLength(head);
   const client = info.clientAddress;
   const addHost = head.absoluteForm ? head.host : head.version === 10 && head.host === '' ? info.endpointAuthority : undefined;
+  const block = info.block;
   let size = startLen + keptFieldsLength(head);
   if (addHost !== undefined) size += HOST.length + addHost.length + 2;
-  size += XFF.length + (xffOld >= 0 ? xffOld + XFF_SEP.length : 0) + client.length + 2;
-  if (!head.hasForwardedProto) size += XFP.length;
-  if (!head.hasForwardedHost && head.host !== '') size += XFH.length + head.host.length + 2;
-  if (info.requestIdPrefix !== undefined) size += XRID.length + info.requestIdPrefix.length + digits(info.requestIdNumber) + 2;
+  if (block !== undefined) {
+    size += info.requestIdPrefix !== undefined ? block.bytes.length + digits(info.requestIdNumber) + 2 : block.withoutId;
+  } else {
+    size += XFF.length + (xffOld >= 0 ? xffOld + XFF_SEP.length : 0) + client.length + 2;
+    if (!head.hasForwardedProto) size += XFP.length;
+    if (!head.hasForwardedHost && head.host !== '') size += XFH.length + head.host.length + 2;
+    if (info.requestIdPrefix !== undefined) size += XRID.length + info.requestIdPrefix.length + digits(info.requestIdNumber) + 2;
+  }
   const extra = info.extraFields;
   if (extra !== undefined) for (let i = 0; i < extra.length; i += 2) size += extra[i]!.length + extra[i + 1]!.length + 4;
   size += TIMEOUT.length + digits(info.timeoutMs) + 4;
@@ -155,31 +219,39 @@ export function buildUpstreamRequest(head: RequestHead, info: ForwardInfo): Buff
     out[o++] = 0x20;
     o = writeLatin1(out, head.originTarget, o);
     o = put(out, o, SP_HTTP11);
-  } else o = copyBytes(head.buf, head.start, head.fieldsStart, out, 0);
-  o = copyKeptFields(head, out, o);
+    o = copyKeptFields(head, out, o);
+  } else o = copyStartAndKeptFields(head, out, 0);
   if (addHost !== undefined) {
     o = put(out, o, HOST);
     o = writeLatin1(out, addHost, o);
     o = put(out, o, CRLF);
   }
-  o = put(out, o, XFF);
-  if (xffOld >= 0) {
-    o = writeForwardedFor(head, out, o);
-    o = put(out, o, XFF_SEP);
-  }
-  o = writeLatin1(out, client, o);
-  o = put(out, o, CRLF);
-  if (!head.hasForwardedProto) o = put(out, o, XFP);
-  if (!head.hasForwardedHost && head.host !== '') {
-    o = put(out, o, XFH);
-    o = writeLatin1(out, head.host, o);
+  if (block !== undefined) {
+    if (info.requestIdPrefix !== undefined) {
+      o = put(out, o, block.bytes);
+      o = writeDecimal(out, info.requestIdNumber, o);
+      o = put(out, o, CRLF);
+    } else o = copyBytes(block.bytes, 0, block.withoutId, out, o);
+  } else {
+    o = put(out, o, XFF);
+    if (xffOld >= 0) {
+      o = writeForwardedFor(head, out, o);
+      o = put(out, o, XFF_SEP);
+    }
+    o = writeLatin1(out, client, o);
     o = put(out, o, CRLF);
-  }
-  if (info.requestIdPrefix !== undefined) {
-    o = put(out, o, XRID);
-    o = put(out, o, info.requestIdPrefix);
-    o = writeDecimal(out, info.requestIdNumber, o);
-    o = put(out, o, CRLF);
+    if (!head.hasForwardedProto) o = put(out, o, XFP);
+    if (!head.hasForwardedHost && head.host !== '') {
+      o = put(out, o, XFH);
+      o = writeLatin1(out, head.host, o);
+      o = put(out, o, CRLF);
+    }
+    if (info.requestIdPrefix !== undefined) {
+      o = put(out, o, XRID);
+      o = put(out, o, info.requestIdPrefix);
+      o = writeDecimal(out, info.requestIdNumber, o);
+      o = put(out, o, CRLF);
+    }
   }
   if (extra !== undefined) {
     for (let i = 0; i < extra.length; i += 2) {
@@ -207,9 +279,12 @@ export function buildResponseHead(head: ResponseHead, attempts: number, connecti
   const connBytes = connection === 'close' ? CONN_CLOSE : connection === 'keep-alive' ? CONN_KEEP_ALIVE : undefined;
   const headLen = statusLen + keptFieldsLength(head) + ATTEMPTS.length + digits(attempts) + 2 + (connBytes ? connBytes.length : 0) + 2;
   const out = Buffer.allocUnsafe(headLen + bodyLen);
-  let o = copyBytes(head.buf, head.start, head.fieldsStart, out, 0);
+  let o = copyStartAndKeptFields(head, out, 0);
   out[7] = 0x31; // HTTP/1.0 upstream answers go out as HTTP/1.1 (the proxy's own version)
-  o = copyKeptFields(head, out, o);
+  if (attempts === 1 && connBytes === undefined) {
+    put(out, o, ATTEMPTS_1_END);
+    return out;
+  }
   o = put(out, o, ATTEMPTS);
   o = writeDecimal(out, attempts, o);
   o = put(out, o, CRLF);
