@@ -161,6 +161,33 @@ test('hop-by-hop headers are removed both ways; x-forwarded-* and x-request-id a
   }
 });
 
+test('x-forwarded-host follows the Host of each request on one keep-alive connection; forwarded fields named in Connection are replaced, not trusted', async () => {
+  const seen = a.received.length;
+  const client = await RawClient.connect(port);
+  try {
+    client.write('GET /fwd1 HTTP/1.1\r\nHost: one.local\r\n\r\n');
+    await client.waitForResponses(1);
+    client.write('GET /fwd2 HTTP/1.1\r\nHost: two.local:8080\r\n\r\n');
+    await client.waitForResponses(2);
+    client.write(
+      'GET /fwd3 HTTP/1.1\r\nHost: two.local:8080\r\nConnection: x-forwarded-proto, X-Request-Id, x-forwarded-host\r\n' +
+        'X-Forwarded-Proto: https\r\nX-Request-Id: from-the-last-hop\r\nX-Forwarded-Host: spoofed.local\r\n\r\n',
+    );
+    await client.waitForResponses(3);
+  } finally {
+    client.close();
+  }
+  const [r1, r2, r3] = a.received.slice(seen);
+  assert.equal(r1!.headers['x-forwarded-host'], 'one.local');
+  assert.equal(r2!.headers['x-forwarded-host'], 'two.local:8080');
+  for (const r of [r1!, r2!, r3!]) {
+    assert.equal(r.headers['x-forwarded-for'], '127.0.0.1');
+    assert.equal(r.headers['x-forwarded-proto'], 'http');
+    assert.match(String(r.headers['x-request-id']), /^[0-9a-f-]{24}\d+$/);
+  }
+  assert.equal(r3!.headers['x-forwarded-host'], 'two.local:8080');
+});
+
 test('repeated response headers (set-cookie) pass unchanged and in order', async () => {
   b.handler = (_req, res) => {
     res.setHeader('Set-Cookie', ['a=1; Path=/', 'b=2; HttpOnly', 'c=3']);

@@ -90,6 +90,30 @@ function parseGrpcTimeout(buf: Buffer, s: number, e: number): number {
   return Math.ceil(n * unit);
 }
 
+/** Recomputes the flags of fields the proxy replaces when absent from the fields that are kept. */
+function keptFieldFlags(head: RequestHead): void {
+  head.hasForwardedProto = head.hasForwardedHost = head.hasRequestId = head.hasIdempotencyKey = false;
+  const f = head.f;
+  for (let k = 0; k < head.count; k++) {
+    if (head.isDropped(k)) continue;
+    switch (f[k * F_SIZE + F_ID]) {
+      case H.X_FORWARDED_PROTO:
+        head.hasForwardedProto = true;
+        break;
+      case H.X_FORWARDED_HOST:
+        head.hasForwardedHost = true;
+        break;
+      case H.X_REQUEST_ID:
+        head.hasRequestId = true;
+        break;
+      case H.IDEMPOTENCY_KEY:
+      case H.X_IDEMPOTENCY_KEY:
+        head.hasIdempotencyKey = true;
+        break;
+    }
+  }
+}
+
 /**
  * Parses the request head that starts at `start`, reading no further than `end` (the end of
  * the bytes received). Returns the head (its `end` is where the body starts), INCOMPLETE when
@@ -246,7 +270,12 @@ function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limi
     head.close = !keepAlive || head.close;
     head.rewriteStartLine = true;
   }
-  if (connectionOther) markConnectionTokens(head);
+  if (connectionOther) {
+    markConnectionTokens(head);
+    // A field the client named in Connection is hop-by-hop: it is dropped, so it does not count
+    // as sent (the proxy sets its own x-forwarded-proto/-host and x-request-id instead).
+    keptFieldFlags(head);
+  }
   if (method === 'CONNECT') return ERR.unsupportedMethod;
 
   // request-target forms (RFC 9112 3.2): origin-form, asterisk-form (OPTIONS only), absolute-form.

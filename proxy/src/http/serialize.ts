@@ -109,9 +109,10 @@ export function writeDecimal(out: Buffer, n: number, o: number): number {
 
 /**
  * The forwarded fields most requests get, as one run of bytes built once per client
- * connection and Host: `x-forwarded-for: <client>`, `x-forwarded-proto`, `x-forwarded-host:
- * <host>`, then `x-request-id: <prefix>` for the requests that need an id (its number follows).
- * One copy of these ~130 bytes instead of nine short ones byte by byte.
+ * connection and Host (again when the Host changes): `x-forwarded-for: <client>`,
+ * `x-forwarded-proto`, `x-forwarded-host: <host>`, then `x-request-id: <prefix>` for the
+ * requests that need an id (its number follows). One copy of these ~130 bytes instead of nine
+ * short ones byte by byte.
  */
 export class ForwardBlock {
   readonly bytes: Buffer;
@@ -124,7 +125,9 @@ export class ForwardBlock {
     requestIdPrefix: Buffer,
   ) {
     this.withoutId = XFF.length + client.length + 2 + XFP.length + XFH.length + host.length + 2;
-    const out = Buffer.allocUnsafe(this.withoutId + XRID.length + requestIdPrefix.length);
+    // A store of its own: a slice of Node's 8 KiB pool would keep the whole pool buffer alive
+    // for as long as the connection, idle keep-alive ones included.
+    const out = Buffer.allocUnsafeSlow(this.withoutId + XRID.length + requestIdPrefix.length);
     let o = put(out, 0, XFF);
     o = writeLatin1(out, client, o);
     o = put(out, o, CRLF);
@@ -166,7 +169,7 @@ function forwardedForLength(head: RequestHead): number {
   for (let k = head.forwardedFor; k < head.count; k++) {
     if (f[k * F_SIZE + F_ID] !== H.X_FORWARDED_FOR) continue;
     const len = f[k * F_SIZE + F_VALUE_END]! - f[k * F_SIZE + F_VALUE]!;
-    if (len > 0) n += (n < 0 ? 1 : 3) + len;
+    if (len > 0) n += (n < 0 ? 1 : XFF_SEP.length) + len;
   }
   return n;
 }
