@@ -90,28 +90,30 @@ function parseGrpcTimeout(buf: Buffer, s: number, e: number): number {
   return Math.ceil(n * unit);
 }
 
-/** Recomputes the flags of fields the proxy replaces when absent from the fields that are kept. */
-function keptFieldFlags(head: RequestHead): void {
+/** Notes a field whose absence the proxy acts on (it adds its own, or does not retry). */
+function noteSent(head: RequestHead, id: number): void {
+  switch (id) {
+    case H.X_FORWARDED_PROTO:
+      head.hasForwardedProto = true;
+      break;
+    case H.X_FORWARDED_HOST:
+      head.hasForwardedHost = true;
+      break;
+    case H.X_REQUEST_ID:
+      head.hasRequestId = true;
+      break;
+    case H.IDEMPOTENCY_KEY:
+    case H.X_IDEMPOTENCY_KEY:
+      head.hasIdempotencyKey = true;
+      break;
+  }
+}
+
+/** Notes again, from the fields that are kept, what noteSent noted from all of them. */
+function noteKeptFields(head: RequestHead): void {
   head.hasForwardedProto = head.hasForwardedHost = head.hasRequestId = head.hasIdempotencyKey = false;
   const f = head.f;
-  for (let k = 0; k < head.count; k++) {
-    if (head.isDropped(k)) continue;
-    switch (f[k * F_SIZE + F_ID]) {
-      case H.X_FORWARDED_PROTO:
-        head.hasForwardedProto = true;
-        break;
-      case H.X_FORWARDED_HOST:
-        head.hasForwardedHost = true;
-        break;
-      case H.X_REQUEST_ID:
-        head.hasRequestId = true;
-        break;
-      case H.IDEMPOTENCY_KEY:
-      case H.X_IDEMPOTENCY_KEY:
-        head.hasIdempotencyKey = true;
-        break;
-    }
-  }
+  for (let k = 0; k < head.count; k++) if (!head.isDropped(k)) noteSent(head, f[k * F_SIZE + F_ID]!);
 }
 
 /**
@@ -226,15 +228,6 @@ function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limi
         if (head.forwardedFor < 0) head.forwardedFor = k;
         head.markDrop(k);
         break;
-      case H.X_FORWARDED_PROTO:
-        head.hasForwardedProto = true;
-        break;
-      case H.X_FORWARDED_HOST:
-        head.hasForwardedHost = true;
-        break;
-      case H.X_REQUEST_ID:
-        head.hasRequestId = true;
-        break;
       case H.X_TSMESH_TIMEOUT_MS: {
         // Replaced by the remaining time of each attempt; a malformed value is ignored, not trusted.
         const n = parseDecimal(buf, vs, ve);
@@ -247,10 +240,8 @@ function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limi
         if (n >= 0 && (head.timeoutMs < 0 || n < head.timeoutMs)) head.timeoutMs = n;
         break;
       }
-      case H.IDEMPOTENCY_KEY:
-      case H.X_IDEMPOTENCY_KEY:
-        head.hasIdempotencyKey = true;
-        break;
+      default:
+        noteSent(head, id);
     }
   }
 
@@ -274,7 +265,7 @@ function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limi
     markConnectionTokens(head);
     // A field the client named in Connection is hop-by-hop: it is dropped, so it does not count
     // as sent (the proxy sets its own x-forwarded-proto/-host and x-request-id instead).
-    keptFieldFlags(head);
+    noteKeptFields(head);
   }
   if (method === 'CONNECT') return ERR.unsupportedMethod;
 
