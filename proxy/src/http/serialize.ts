@@ -120,7 +120,7 @@ export class ForwardBlock {
   readonly withoutId: number;
 
   constructor(
-    readonly client: string,
+    client: string,
     readonly host: string,
     requestIdPrefix: Buffer,
   ) {
