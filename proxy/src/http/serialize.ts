@@ -124,21 +124,52 @@ export class ForwardBlock {
     readonly host: string,
     requestIdPrefix: Buffer,
   ) {
-    this.withoutId = XFF.length + client.length + 2 + XFP.length + XFH.length + host.length + 2;
+    this.withoutId = forwardedLength(-1, client, true, host, undefined);
     // A store of its own: a slice of Node's 8 KiB pool would keep the whole pool buffer alive
     // for as long as the connection, idle keep-alive ones included.
-    const out = Buffer.allocUnsafeSlow(this.withoutId + XRID.length + requestIdPrefix.length);
-    let o = put(out, 0, XFF);
-    o = writeLatin1(out, client, o);
-    o = put(out, o, CRLF);
-    o = put(out, o, XFP);
+    const out = Buffer.allocUnsafeSlow(forwardedLength(-1, client, true, host, requestIdPrefix));
+    writeForwarded(out, 0, undefined, client, true, host, requestIdPrefix);
+    this.bytes = out;
+  }
+}
+
+/**
+ * Bytes writeForwarded writes: `xffOld` is forwardedForLength(head) (-1: none received); an
+ * x-request-id counts up to the end of its prefix (the caller adds the number and CRLF).
+ */
+function forwardedLength(xffOld: number, client: string, addProto: boolean, host: string | undefined, requestIdPrefix: Buffer | undefined): number {
+  let n = XFF.length + (xffOld >= 0 ? xffOld + XFF_SEP.length : 0) + client.length + 2;
+  if (addProto) n += XFP.length;
+  if (host !== undefined) n += XFH.length + host.length + 2;
+  if (requestIdPrefix !== undefined) n += XRID.length + requestIdPrefix.length;
+  return n;
+}
+
+/**
+ * Writes the forwarded fields in their order: x-forwarded-for (the values `head` received,
+ * when given, then the client), x-forwarded-proto when `addProto`, x-forwarded-host when a
+ * host is given, and `x-request-id: <prefix>` when a prefix is given (its number and CRLF are
+ * the caller's). The block of a connection is written by it too, so both ways give one result.
+ */
+function writeForwarded(out: Buffer, o: number, head: RequestHead | undefined, client: string, addProto: boolean, host: string | undefined, requestIdPrefix: Buffer | undefined): number {
+  o = put(out, o, XFF);
+  if (head !== undefined) {
+    o = writeForwardedFor(head, out, o);
+    o = put(out, o, XFF_SEP);
+  }
+  o = writeLatin1(out, client, o);
+  o = put(out, o, CRLF);
+  if (addProto) o = put(out, o, XFP);
+  if (host !== undefined) {
     o = put(out, o, XFH);
     o = writeLatin1(out, host, o);
     o = put(out, o, CRLF);
-    o = put(out, o, XRID);
-    put(out, o, requestIdPrefix);
-    this.bytes = out;
   }
+  if (requestIdPrefix !== undefined) {
+    o = put(out, o, XRID);
+    o = put(out, o, requestIdPrefix);
+  }
+  return o;
 }
 
 /** Whether a request's forwarded fields are exactly what a ForwardBlock holds (none received, a Host). */
@@ -201,16 +232,14 @@ export function buildUpstreamRequest(head: RequestHead, info: ForwardInfo): Buff
   const client = info.clientAddress;
   const addHost = head.absoluteForm ? head.host : head.version === 10 && head.host === '' ? info.endpointAuthority : undefined;
   const block = info.block;
+  const idPrefix = info.requestIdPrefix;
+  const addProto = !head.hasForwardedProto;
+  const fwdHost = !head.hasForwardedHost && head.host !== '' ? head.host : undefined;
   let size = startLen + keptFieldsLength(head);
   if (addHost !== undefined) size += HOST.length + addHost.length + 2;
-  if (block !== undefined) {
-    size += info.requestIdPrefix !== undefined ? block.bytes.length + digits(info.requestIdNumber) + 2 : block.withoutId;
-  } else {
-    size += XFF.length + (xffOld >= 0 ? xffOld + XFF_SEP.length : 0) + client.length + 2;
-    if (!head.hasForwardedProto) size += XFP.length;
-    if (!head.hasForwardedHost && head.host !== '') size += XFH.length + head.host.length + 2;
-    if (info.requestIdPrefix !== undefined) size += XRID.length + info.requestIdPrefix.length + digits(info.requestIdNumber) + 2;
-  }
+  if (block !== undefined) size += idPrefix !== undefined ? block.bytes.length : block.withoutId;
+  else size += forwardedLength(xffOld, client, addProto, fwdHost, idPrefix);
+  if (idPrefix !== undefined) size += digits(info.requestIdNumber) + 2;
   const extra = info.extraFields;
   if (extra !== undefined) for (let i = 0; i < extra.length; i += 2) size += extra[i]!.length + extra[i + 1]!.length + 4;
   size += TIMEOUT.length + digits(info.timeoutMs) + 4;
@@ -229,32 +258,12 @@ export function buildUpstreamRequest(head: RequestHead, info: ForwardInfo): Buff
     o = writeLatin1(out, addHost, o);
     o = put(out, o, CRLF);
   }
-  if (block !== undefined) {
-    if (info.requestIdPrefix !== undefined) {
-      o = put(out, o, block.bytes);
-      o = writeDecimal(out, info.requestIdNumber, o);
-      o = put(out, o, CRLF);
-    } else o = copyBytes(block.bytes, 0, block.withoutId, out, o);
-  } else {
-    o = put(out, o, XFF);
-    if (xffOld >= 0) {
-      o = writeForwardedFor(head, out, o);
-      o = put(out, o, XFF_SEP);
-    }
-    o = writeLatin1(out, client, o);
+  if (block === undefined) o = writeForwarded(out, o, xffOld >= 0 ? head : undefined, client, addProto, fwdHost, idPrefix);
+  else if (idPrefix !== undefined) o = put(out, o, block.bytes);
+  else o = copyBytes(block.bytes, 0, block.withoutId, out, o);
+  if (idPrefix !== undefined) {
+    o = writeDecimal(out, info.requestIdNumber, o);
     o = put(out, o, CRLF);
-    if (!head.hasForwardedProto) o = put(out, o, XFP);
-    if (!head.hasForwardedHost && head.host !== '') {
-      o = put(out, o, XFH);
-      o = writeLatin1(out, head.host, o);
-      o = put(out, o, CRLF);
-    }
-    if (info.requestIdPrefix !== undefined) {
-      o = put(out, o, XRID);
-      o = put(out, o, info.requestIdPrefix);
-      o = writeDecimal(out, info.requestIdNumber, o);
-      o = put(out, o, CRLF);
-    }
   }
   if (extra !== undefined) {
     for (let i = 0; i < extra.length; i += 2) {
