@@ -8,7 +8,7 @@ import type { Server, Socket } from 'node:net';
 import { rewrapWithOnRead } from './net/accepted-socket.js';
 import { copyOfRead, READ_BUFFER } from './net/read-buffer.js';
 import { SocketWriter } from './net/socket-writer.js';
-import { CR, LF } from './http/chars.js';
+import { Byte } from './http/chars.js';
 import { findHeadEnd, hasBareLf, INCOMPLETE, ParseError } from './http/head.js';
 import { parseRequestHead } from './http/request-head.js';
 import { buildLocalResponse, type ForwardBlock } from './http/serialize.js';
@@ -146,7 +146,7 @@ export class ClientConnection {
         const buf = this.buf;
         const end = buf.length;
         let start = this.bufStart;
-        for (let n = 0; n < MAX_LEADING_EMPTY_LINES && start + 1 < end && buf[start] === CR && buf[start + 1] === LF; n++) start += 2;
+        for (let n = 0; n < MAX_LEADING_EMPTY_LINES && start + 1 < end && buf[start] === Byte.CR && buf[start + 1] === Byte.LF; n++) start += 2;
         if (start >= end) {
           this.buf = undefined;
           this.bufStart = 0;

@@ -33,11 +33,18 @@ export const HEX = (() => {
   return t;
 })();
 
-export const CR = 0x0d;
-export const LF = 0x0a;
-export const SP = 0x20;
-export const HTAB = 0x09;
-export const COLON = 0x3a;
+/**
+ * The bytes the parsers compare with, as a const enum: tsc writes each use as a literal. An
+ * imported `const` is read through its module cell at every use, which in the parsers' per-byte
+ * loops made them up to 1.8x slower (one script timing both ways on Node 20).
+ */
+export const enum Byte {
+  HTAB = 0x09,
+  LF = 0x0a,
+  CR = 0x0d,
+  SP = 0x20,
+  COLON = 0x3a,
+}
 
 interface Latin1Buffer extends Buffer {
   latin1Slice(start: number, end: number): string;

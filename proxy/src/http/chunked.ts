@@ -3,7 +3,7 @@
 // starts. Strict: hex sizes without sign or prefix (at most 13 digits), chunk extensions bounded
 // and free of controls, CRLF after every chunk's data, trailer fields parsed like header fields.
 // With a sink it also decodes (the data ranges, for an HTTP/1.0 client that cannot take chunked).
-import { CR, FIELD_VALUE, HEX, HTAB, LF, SP, TCHAR, COLON } from './chars.js';
+import { Byte, FIELD_VALUE, HEX, TCHAR } from './chars.js';
 import { ParseError } from './head.js';
 
 export const CHUNK_ERR = {
@@ -83,20 +83,20 @@ export class ChunkedScanner {
             if (++this.digits > MAX_SIZE_DIGITS) return this.fail(CHUNK_ERR.badSize);
             this.remaining = this.remaining * 16 + HEX[c]! - 1;
             i++;
-          } else if (c === CR) {
+          } else if (c === Byte.CR) {
             state = S.SizeLf;
             i++;
           } else if (c === 0x3b) {
             state = S.Ext;
             i++;
-          } else if (c === SP || c === HTAB) {
+          } else if (c === Byte.SP || c === Byte.HTAB) {
             state = S.SizeWs;
             i++;
-          } else return this.fail(c === LF ? CHUNK_ERR.badLineEnd : CHUNK_ERR.badSize);
+          } else return this.fail(c === Byte.LF ? CHUNK_ERR.badLineEnd : CHUNK_ERR.badSize);
           break;
         case S.SizeWs:
           // BWS is only allowed before a chunk extension.
-          if (c === SP || c === HTAB) i++;
+          if (c === Byte.SP || c === Byte.HTAB) i++;
           else if (c === 0x3b) {
             state = S.Ext;
             i++;
@@ -104,7 +104,7 @@ export class ChunkedScanner {
           if (++this.lineBytes > MAX_EXTENSION_BYTES) return this.fail(CHUNK_ERR.badExtension);
           break;
         case S.Ext:
-          if (c === CR) {
+          if (c === Byte.CR) {
             state = S.SizeLf;
             i++;
             break;
@@ -113,7 +113,7 @@ export class ChunkedScanner {
           i++;
           break;
         case S.SizeLf:
-          if (c !== LF) return this.fail(CHUNK_ERR.badLineEnd);
+          if (c !== Byte.LF) return this.fail(CHUNK_ERR.badLineEnd);
           i++;
           if (this.remaining === 0) {
             state = S.TrailerLineStart;
@@ -132,17 +132,17 @@ export class ChunkedScanner {
           break;
         }
         case S.DataCr:
-          if (c !== CR) return this.fail(CHUNK_ERR.badDataEnd);
+          if (c !== Byte.CR) return this.fail(CHUNK_ERR.badDataEnd);
           state = S.DataLf;
           i++;
           break;
         case S.DataLf:
-          if (c !== LF) return this.fail(CHUNK_ERR.badDataEnd);
+          if (c !== Byte.LF) return this.fail(CHUNK_ERR.badDataEnd);
           state = S.SizeStart;
           i++;
           break;
         case S.TrailerLineStart:
-          if (c === CR) {
+          if (c === Byte.CR) {
             state = S.FinalLf;
             i++;
             break;
@@ -152,14 +152,14 @@ export class ChunkedScanner {
           break;
         case S.TrailerName:
           if (TCHAR[c] === 1) i++;
-          else if (c === COLON) {
+          else if (c === Byte.COLON) {
             state = S.TrailerValue;
             i++;
           } else return this.fail(CHUNK_ERR.badTrailer);
           if (++this.trailerBytes > this.maxTrailerBytes) return this.fail(CHUNK_ERR.trailerTooLarge);
           break;
         case S.TrailerValue:
-          if (c === CR) {
+          if (c === Byte.CR) {
             state = S.TrailerLf;
             i++;
             break;
@@ -169,12 +169,12 @@ export class ChunkedScanner {
           i++;
           break;
         case S.TrailerLf:
-          if (c !== LF) return this.fail(CHUNK_ERR.badTrailer);
+          if (c !== Byte.LF) return this.fail(CHUNK_ERR.badTrailer);
           state = S.TrailerLineStart;
           i++;
           break;
         case S.FinalLf:
-          if (c !== LF) return this.fail(CHUNK_ERR.badLineEnd);
+          if (c !== Byte.LF) return this.fail(CHUNK_ERR.badLineEnd);
           this.state = S.Done;
           return i + 1;
         case S.Done:

@@ -1,7 +1,7 @@
 // The Connection header: "close", "keep-alive", and the names of other hop-by-hop fields
 // (RFC 9110 7.6.1), which the proxy removes along with it.
-import { TCHAR, SP, HTAB } from './chars.js';
-import { F_LINE, F_NAME_END, F_SIZE, F_VALUE, F_VALUE_END, type MessageHead } from './head.js';
+import { Byte, TCHAR } from './chars.js';
+import { F, type MessageHead } from './head.js';
 
 export const CONN_CLOSE = 1;
 export const CONN_KEEP_ALIVE = 2;
@@ -20,7 +20,7 @@ export function parseConnection(buf: Buffer, start: number, end: number): number
   let i = start;
   while (i < end) {
     let c = buf[i];
-    if (c === 0x2c || c === SP || c === HTAB) {
+    if (c === 0x2c || c === Byte.SP || c === Byte.HTAB) {
       i++;
       continue;
     }
@@ -30,7 +30,7 @@ export function parseConnection(buf: Buffer, start: number, end: number): number
     if (isWord(buf, s, i, 'close')) flags |= CONN_CLOSE;
     else if (isWord(buf, s, i, 'keep-alive')) flags |= CONN_KEEP_ALIVE;
     else flags |= CONN_OTHER;
-    while (i < end && ((c = buf[i]) === SP || c === HTAB)) i++;
+    while (i < end && ((c = buf[i]) === Byte.SP || c === Byte.HTAB)) i++;
     if (i < end && buf[i] !== 0x2c) return CONN_INVALID;
   }
   return flags;
@@ -42,9 +42,9 @@ export function markConnectionTokens(head: MessageHead): void {
   const f = head.f;
   const names: string[] = [];
   for (let k = 0; k < head.count; k++) {
-    const s = f[k * F_SIZE + F_LINE]!;
-    if (!isWord(buf, s, f[k * F_SIZE + F_NAME_END]!, 'connection')) continue;
-    const value = buf.toString('latin1', f[k * F_SIZE + F_VALUE]!, f[k * F_SIZE + F_VALUE_END]!);
+    const s = f[k * F.SIZE + F.LINE]!;
+    if (!isWord(buf, s, f[k * F.SIZE + F.NAME_END]!, 'connection')) continue;
+    const value = buf.toString('latin1', f[k * F.SIZE + F.VALUE]!, f[k * F.SIZE + F.VALUE_END]!);
     for (const token of value.split(',')) {
       const t = token.trim().toLowerCase();
       if (t !== '' && t !== 'close' && t !== 'keep-alive') names.push(t);
@@ -52,8 +52,8 @@ export function markConnectionTokens(head: MessageHead): void {
   }
   if (names.length === 0) return;
   for (let k = 0; k < head.count; k++) {
-    const s = f[k * F_SIZE + F_LINE]!;
-    const name = buf.toString('latin1', s, f[k * F_SIZE + F_NAME_END]!).toLowerCase();
+    const s = f[k * F.SIZE + F.LINE]!;
+    const name = buf.toString('latin1', s, f[k * F.SIZE + F.NAME_END]!).toLowerCase();
     // Framing fields stay: dropping them because a client named them would desynchronise the body.
     if (name === 'content-length' || name === 'transfer-encoding' || name === 'host') continue;
     if (names.includes(name)) head.markDrop(k);

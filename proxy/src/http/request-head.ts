@@ -2,9 +2,9 @@
 // exactly one SP between the parts of the request line, HTTP/1.0 or HTTP/1.1 only, one Host on
 // 1.1, never both Content-Length and Transfer-Encoding, one Content-Length, Transfer-Encoding
 // only as a single "chunked" (and never on 1.0), no obs-fold, no bare CR/LF, no controls.
-import { CR, LF, SP, HOST, TARGET, TCHAR, latin1, equalsLowerValue } from './chars.js';
+import { Byte, HOST, TARGET, TCHAR, latin1, equalsLowerValue } from './chars.js';
 import { H } from './header-names.js';
-import { ERR, F_ID, F_SIZE, F_VALUE, F_VALUE_END, INCOMPLETE, MessageHead, ParseError, parseDecimal, parseFieldLines } from './head.js';
+import { F, ERR, INCOMPLETE, MessageHead, ParseError, parseDecimal, parseFieldLines } from './head.js';
 import { markConnectionTokens, parseConnection, CONN_CLOSE, CONN_KEEP_ALIVE, CONN_OTHER, CONN_INVALID } from './connection-header.js';
 
 export interface HeadLimits {
@@ -113,7 +113,7 @@ function noteSent(head: RequestHead, id: number): void {
 function noteKeptFields(head: RequestHead): void {
   head.hasForwardedProto = head.hasForwardedHost = head.hasRequestId = head.hasIdempotencyKey = false;
   const f = head.f;
-  for (let k = 0; k < head.count; k++) if (!head.isDropped(k)) noteSent(head, f[k * F_SIZE + F_ID]!);
+  for (let k = 0; k < head.count; k++) if (!head.isDropped(k)) noteSent(head, f[k * F.SIZE + F.ID]!);
 }
 
 /**
@@ -132,20 +132,23 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, limits
 function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limits: HeadLimits): RequestHead | ParseError {
   const head = new RequestHead(buf, start);
   let i = start;
+  // Byte tables as locals (an imported binding is read through its module cell at every use).
+  const tchar = TCHAR;
+  const targetChar = TARGET;
 
   // method SP
-  while (i < end && TCHAR[buf[i]!] === 1) i++;
+  while (i < end && tchar[buf[i]!] === 1) i++;
   if (i >= end) return INCOMPLETE;
-  if (i === start || buf[i] !== SP) return i === start ? ERR.badMethod : ERR.badStartLine;
+  if (i === start || buf[i] !== Byte.SP) return i === start ? ERR.badMethod : ERR.badStartLine;
   const method = methodString(buf, start, i);
   head.method = method;
   i++;
 
   // request-target SP
   const ts = i;
-  while (i < end && TARGET[buf[i]!] === 1) i++;
+  while (i < end && targetChar[buf[i]!] === 1) i++;
   if (i >= end) return INCOMPLETE;
-  if (i === ts || buf[i] !== SP) return ERR.badTarget;
+  if (i === ts || buf[i] !== Byte.SP) return ERR.badTarget;
   const te = i;
   head.targetStart = ts;
   head.targetEnd = te;
@@ -167,8 +170,8 @@ function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limi
   else if (minor === 0x30) head.version = 10;
   else return ERR.badVersion;
   i += 8;
-  if (buf[i] !== CR) return buf[i] === LF ? ERR.bareLf : ERR.badVersion;
-  if (buf[i + 1] !== LF) return ERR.bareCr;
+  if (buf[i] !== Byte.CR) return buf[i] === Byte.LF ? ERR.bareLf : ERR.badVersion;
+  if (buf[i + 1] !== Byte.LF) return ERR.bareCr;
   i += 2;
 
   const err = parseFieldLines(head, i, end, limits.maxHeaderFields);
@@ -182,10 +185,10 @@ function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limi
   let connectionOther = false;
   let keepAlive = false;
   for (let k = 0; k < head.count; k++) {
-    const id = f[k * F_SIZE + F_ID]!;
+    const id = f[k * F.SIZE + F.ID]!;
     if (id === 0) continue;
-    const vs = f[k * F_SIZE + F_VALUE]!;
-    const ve = f[k * F_SIZE + F_VALUE_END]!;
+    const vs = f[k * F.SIZE + F.VALUE]!;
+    const ve = f[k * F.SIZE + F.VALUE_END]!;
     switch (id) {
       case H.HOST:
         hosts++;
@@ -252,9 +255,10 @@ function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limi
   if (hosts > 1) return ERR.repeatedHost;
   if (hosts === 0 && head.version === 11) return ERR.missingHost;
   if (hostIndex >= 0) {
-    const vs = f[hostIndex * F_SIZE + F_VALUE]!;
-    const ve = f[hostIndex * F_SIZE + F_VALUE_END]!;
-    for (let p = vs; p < ve; p++) if (HOST[buf[p]!] !== 1) return ERR.badHost;
+    const vs = f[hostIndex * F.SIZE + F.VALUE]!;
+    const ve = f[hostIndex * F.SIZE + F.VALUE_END]!;
+    const hostChar = HOST;
+    for (let p = vs; p < ve; p++) if (hostChar[buf[p]!] !== 1) return ERR.badHost;
     head.host = latin1(buf, vs, ve);
   }
   if (head.version === 10) {

@@ -1,9 +1,9 @@
 // The upstream response head parser. As strict as the request side: a response the proxy
 // cannot frame without guessing (both Content-Length and Transfer-Encoding, two lengths, an
 // unknown transfer coding) is refused and answered 502, never passed on for the client to guess.
-import { CR, LF, SP, equalsLowerValue } from './chars.js';
+import { Byte, equalsLowerValue } from './chars.js';
 import { H } from './header-names.js';
-import { ERR, F_ID, F_SIZE, F_VALUE, F_VALUE_END, INCOMPLETE, MessageHead, ParseError, parseDecimal, parseFieldLines } from './head.js';
+import { F, ERR, INCOMPLETE, MessageHead, ParseError, parseDecimal, parseFieldLines } from './head.js';
 import { markConnectionTokens, parseConnection, CONN_CLOSE, CONN_KEEP_ALIVE, CONN_OTHER, CONN_INVALID } from './connection-header.js';
 
 export const RESPONSE_ERR = {
@@ -74,7 +74,7 @@ function parseResponseHeadUnbounded(buf: Buffer, start: number, end: number, max
   }
   if (
     buf[i] !== 0x48 || buf[i + 1] !== 0x54 || buf[i + 2] !== 0x54 || buf[i + 3] !== 0x50 ||
-    buf[i + 4] !== 0x2f || buf[i + 5] !== 0x31 || buf[i + 6] !== 0x2e || buf[i + 8] !== SP
+    buf[i + 4] !== 0x2f || buf[i + 5] !== 0x31 || buf[i + 6] !== 0x2e || buf[i + 8] !== Byte.SP
   ) return ERR.badStatus;
   const minor = buf[i + 7];
   if (minor === 0x31) head.version = 11;
@@ -88,16 +88,16 @@ function parseResponseHeadUnbounded(buf: Buffer, start: number, end: number, max
   head.status = d0 * 100 + d1 * 10 + d2;
   i += 3;
   // reason-phrase: SP *( HTAB / SP / VCHAR / obs-text ); some servers omit the SP when it is empty.
-  if (buf[i] === SP) {
+  if (buf[i] === Byte.SP) {
     i++;
-    for (; i < end && buf[i] !== CR; i++) {
+    for (; i < end && buf[i] !== Byte.CR; i++) {
       const c = buf[i]!;
-      if (c === LF || (c < 0x20 && c !== 0x09) || c === 0x7f) return ERR.badStatus;
+      if (c === Byte.LF || (c < 0x20 && c !== 0x09) || c === 0x7f) return ERR.badStatus;
     }
   }
   if (i + 1 >= end) return INCOMPLETE;
-  if (buf[i] !== CR) return ERR.badStatus;
-  if (buf[i + 1] !== LF) return ERR.bareCr;
+  if (buf[i] !== Byte.CR) return ERR.badStatus;
+  if (buf[i + 1] !== Byte.LF) return ERR.bareCr;
   head.statusLineEnd = i;
   i += 2;
   const err = parseFieldLines(head, i, end, maxFields);
@@ -107,10 +107,10 @@ function parseResponseHeadUnbounded(buf: Buffer, start: number, end: number, max
   let keepAlive = false;
   let connectionOther = false;
   for (let k = 0; k < head.count; k++) {
-    const id = f[k * F_SIZE + F_ID]!;
+    const id = f[k * F.SIZE + F.ID]!;
     if (id === 0) continue;
-    const vs = f[k * F_SIZE + F_VALUE]!;
-    const ve = f[k * F_SIZE + F_VALUE_END]!;
+    const vs = f[k * F.SIZE + F.VALUE]!;
+    const ve = f[k * F.SIZE + F.VALUE_END]!;
     switch (id) {
       case H.CONTENT_LENGTH: {
         const n = parseDecimal(buf, vs, ve);

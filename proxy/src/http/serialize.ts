@@ -5,7 +5,7 @@
 // no string concatenation on the request path (bench:hotpath measured cons strings and
 // Buffer views among its larger costs).
 import { copyBytes, writeLatin1 } from './chars.js';
-import { F_ID, F_LINE, F_LINE_END, F_SIZE, F_VALUE, F_VALUE_END, type MessageHead } from './head.js';
+import { F, type MessageHead } from './head.js';
 import { H } from './header-names.js';
 import type { RequestHead } from './request-head.js';
 import type { ResponseHead } from './response-head.js';
@@ -30,7 +30,7 @@ const SP_HTTP11 = enc(' HTTP/1.1\r\n');
 export function keptFieldsLength(head: MessageHead): number {
   const f = head.f;
   let n = 0;
-  for (let k = 0; k < head.count; k++) if (!head.isDropped(k)) n += f[k * F_SIZE + F_LINE_END]! - f[k * F_SIZE + F_LINE]!;
+  for (let k = 0; k < head.count; k++) if (!head.isDropped(k)) n += f[k * F.SIZE + F.LINE_END]! - f[k * F.SIZE + F.LINE]!;
   return n;
 }
 
@@ -52,12 +52,12 @@ function copyRuns(head: MessageHead, out: Buffer, offset: number, runStart: numb
   const f = head.f;
   const buf = head.buf;
   if (!head.dropsAny && head.count > 0) {
-    return copyBytes(buf, runStart >= 0 ? runStart : f[F_LINE]!, f[(head.count - 1) * F_SIZE + F_LINE_END]!, out, offset);
+    return copyBytes(buf, runStart >= 0 ? runStart : f[F.LINE]!, f[(head.count - 1) * F.SIZE + F.LINE_END]!, out, offset);
   }
   for (let k = 0; k < head.count; k++) {
     if (head.isDropped(k)) continue;
-    const s = f[k * F_SIZE + F_LINE]!;
-    const e = f[k * F_SIZE + F_LINE_END]!;
+    const s = f[k * F.SIZE + F.LINE]!;
+    const e = f[k * F.SIZE + F.LINE_END]!;
     if (s === runEnd) {
       runEnd = e;
       continue;
@@ -198,8 +198,8 @@ function forwardedForLength(head: RequestHead): number {
   const f = head.f;
   let n = -1;
   for (let k = head.forwardedFor; k < head.count; k++) {
-    if (f[k * F_SIZE + F_ID] !== H.X_FORWARDED_FOR) continue;
-    const len = f[k * F_SIZE + F_VALUE_END]! - f[k * F_SIZE + F_VALUE]!;
+    if (f[k * F.SIZE + F.ID] !== H.X_FORWARDED_FOR) continue;
+    const len = f[k * F.SIZE + F.VALUE_END]! - f[k * F.SIZE + F.VALUE]!;
     if (len > 0) n += (n < 0 ? 1 : XFF_SEP.length) + len;
   }
   return n;
@@ -209,9 +209,9 @@ function writeForwardedFor(head: RequestHead, out: Buffer, o: number): number {
   const f = head.f;
   let first = true;
   for (let k = head.forwardedFor; k < head.count; k++) {
-    if (f[k * F_SIZE + F_ID] !== H.X_FORWARDED_FOR) continue;
-    const s = f[k * F_SIZE + F_VALUE]!;
-    const e = f[k * F_SIZE + F_VALUE_END]!;
+    if (f[k * F.SIZE + F.ID] !== H.X_FORWARDED_FOR) continue;
+    const s = f[k * F.SIZE + F.VALUE]!;
+    const e = f[k * F.SIZE + F.VALUE_END]!;
     if (e === s) continue;
     if (!first) o = put(out, o, XFF_SEP);
     o = copyBytes(head.buf, s, e, out, o);
@@ -307,7 +307,7 @@ export function buildResponseHead(head: ResponseHead, attempts: number, connecti
 
 /** Marks the response's Transfer-Encoding field as not forwarded (the body is de-chunked). */
 export function dropTransferEncoding(head: ResponseHead): void {
-  for (let k = 0; k < head.count; k++) if (head.f[k * F_SIZE + F_ID] === H.TRANSFER_ENCODING) head.markDrop(k);
+  for (let k = 0; k < head.count; k++) if (head.f[k * F.SIZE + F.ID] === H.TRANSFER_ENCODING) head.markDrop(k);
 }
 
 const STATUS_TEXT: Record<number, string> = {
