@@ -3,6 +3,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import type { ProxyRuntime } from '../proxy/src/runtime.js';
 import { startUpstream, type TestUpstream } from './support/upstream.js';
 import { RawClient, headerOf, httpGet, metricValue, rawRequest, sleep, startTestProxy, statusOf } from './support/proxy.js';
@@ -358,5 +359,86 @@ test('a head and body that arrive in pieces (one byte at a time for the head) ar
     assert.equal(statusOf(responses[1]!), 200);
   } finally {
     client.close();
+  }
+});
+
+/**
+ * An upstream that answers as nginx does: `Connection: keep-alive` as its last field, each
+ * response in one write (the head and body of `/split` in two, 20 ms apart).
+ */
+async function nginxLikeUpstream(): Promise<{ port: number; accepted: () => number; close: () => Promise<void> }> {
+  let accepted = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    let pending = '';
+    socket.on('data', (d) => {
+      pending += d.toString('latin1');
+      for (let end = pending.indexOf('\r\n\r\n'); end >= 0; end = pending.indexOf('\r\n\r\n')) {
+        const [method, path] = pending.slice(0, end).split(' ');
+        pending = pending.slice(end + 4);
+        const body = `{"path":"${path}"}`;
+        const head = (status: string, fields: string) => `HTTP/1.1 ${status}\r\nServer: nginx\r\nDate: Fri, 27 Nov 2026 10:45:45 GMT\r\n${fields}Connection: keep-alive\r\n\r\n`;
+        if (path === '/204') socket.write(head('204 No Content', ''));
+        else if (path === '/split') {
+          socket.write(head('200 OK', `Content-Length: ${body.length}\r\n`) + body.slice(0, 5));
+          setTimeout(() => socket.write(body.slice(5)), 20);
+        } else socket.write(head('200 OK', `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n`) + (method === 'HEAD' ? '' : body));
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    accepted: () => accepted,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+test('responses that arrive whole, as nginx sends them, reach the client with x-tsmesh-attempts in place of the upstream\'s Connection field', async () => {
+  const up = await nginxLikeUpstream();
+  const px = await startTestProxy({
+    listeners: [{ name: 'edge', routes: [{ name: 'all', match: { path: { prefix: '/' } }, cluster: 'nginx' }] }],
+    clusters: [{ name: 'nginx', endpoints: [`127.0.0.1:${up.port}`] }],
+  });
+  const client = await RawClient.connect(px.port('edge'));
+  try {
+    const exchanges: Array<[string, (r: string) => void]> = [
+      ['GET /a HTTP/1.1\r\nHost: x\r\n\r\n', (r) => assert.ok(r.endsWith('\r\n\r\n{"path":"/a"}'), r)],
+      ['GET /204 HTTP/1.1\r\nHost: x\r\n\r\n', (r) => assert.equal(statusOf(r), 204)],
+      ['GET /split HTTP/1.1\r\nHost: x\r\n\r\n', (r) => assert.ok(r.endsWith('\r\n\r\n{"path":"/split"}'), r)],
+      ['GET /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n', (r) => assert.equal(headerOf(r, 'connection'), 'keep-alive', r)],
+      ['GET /c HTTP/1.1\r\nHost: x\r\n\r\n', (r) => assert.ok(r.endsWith('{"path":"/c"}'), r)],
+    ];
+    let seen = 0;
+    for (const [request, check] of exchanges) {
+      client.write(request);
+      const responses = await client.waitForResponses(seen + 1);
+      const r = responses[seen++]!;
+      assert.ok(r.startsWith('HTTP/1.1 '), r);
+      assert.equal(headerOf(r, 'x-tsmesh-attempts'), '1', r);
+      assert.equal(headerOf(r, 'server'), 'nginx', r);
+      if (!request.includes('HTTP/1.0')) assert.equal(headerOf(r, 'connection'), undefined, r);
+      check(r);
+    }
+    // HEAD: the head only, then the connection is still good for the next request.
+    client.write('HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n');
+    const afterHead = await client.waitFor((t) => t.split('\r\n\r\n').length > seen + 1);
+    const headAnswer = afterHead.split('\r\n\r\n')[seen]!;
+    assert.equal(headerOf(headAnswer + '\r\n\r\n', 'content-length'), String('{"path":"/h"}'.length));
+    assert.equal(headerOf(headAnswer + '\r\n\r\n', 'x-tsmesh-attempts'), '1');
+    client.write('GET /last HTTP/1.1\r\nHost: x\r\n\r\n');
+    await client.waitFor((t) => t.endsWith('{"path":"/last"}'));
+    assert.equal(client.closed, false);
+    assert.equal(up.accepted(), 1, 'one upstream connection served every request');
+  } finally {
+    client.close();
+    await px.close();
+    await up.close();
   }
 });

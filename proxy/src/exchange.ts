@@ -15,7 +15,7 @@ import type { RouteConfig } from './config/schema.js';
 import { ChunkedScanner } from './http/chunked.js';
 import type { RequestHead } from './http/request-head.js';
 import type { ResponseHead } from './http/response-head.js';
-import { buildLocalResponse, buildResponseHead, buildUpstreamRequest, copyKeptFields, dropTransferEncoding, ForwardBlock, forwardBlockFits, keptFieldsLength, type ForwardInfo } from './http/serialize.js';
+import { buildLocalResponse, buildResponseHead, buildUpstreamRequest, copyKeptFields, dropTransferEncoding, ForwardBlock, forwardBlockFits, keptFieldsLength, rewriteResponseInPlace, type ForwardInfo } from './http/serialize.js';
 import { copyBytes, writeLatin1 } from './http/chars.js';
 import type { LocalResponse, Outcome, ProxyRequest } from './policy/types.js';
 import { localResponse } from './policy/types.js';
@@ -386,6 +386,10 @@ export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
       if (this.closeAfter) connection = 'close';
     }
 
+    if (body === undefined && head.bodyEnd >= 0 && complete && this.dechunk === undefined) {
+      this.respondWhole(head, connection);
+      return;
+    }
     let bodyLen = 0;
     if (body !== undefined && complete && this.dechunk === undefined) {
       for (let i = 0; i < body.length; i++) bodyLen += body[i]!.length;
@@ -408,6 +412,25 @@ export class Exchange implements AttemptOwner, ResponseSink, ProxyRequest {
     this.conn.write(out);
     for (let i = 0; i < body.length; i++) this.writeBody(body[i]!);
     s.uncork();
+  }
+
+  /** The whole response came in one read (head.bodyEnd): rewritten in place when it can be, else copied once. */
+  private respondWhole(head: ResponseHead, connection: 'close' | 'keep-alive' | undefined): void {
+    const buf = head.buf;
+    const bodyLen = head.bodyEnd - head.end;
+    this.responseBytes += bodyLen;
+    if (connection === undefined && rewriteResponseInPlace(head, this.attempts)) {
+      this.conn.write(head.start === 0 && head.bodyEnd === buf.length ? buf : buf.subarray(head.start, head.bodyEnd));
+      return;
+    }
+    if (bodyLen > COALESCE_LIMIT) {
+      this.conn.write(buildResponseHead(head, this.attempts, connection, 0));
+      this.conn.write(buf.subarray(head.end, head.bodyEnd));
+      return;
+    }
+    const out = buildResponseHead(head, this.attempts, connection, bodyLen);
+    if (bodyLen > 0) copyBytes(buf, head.end, head.bodyEnd, out, out.length - bodyLen);
+    this.conn.write(out);
   }
 
   private writeBody(chunk: Buffer): boolean {

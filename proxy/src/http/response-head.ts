@@ -25,6 +25,11 @@ export class ResponseHead extends MessageHead {
   close = false;
   /** Keep-Alive: timeout=N in ms; -1 when not sent. */
   keepAliveTimeoutMs = -1;
+  /**
+   * Where the body ends in `buf` when all of it came in the same read as the head (`end` for a
+   * response without a body); -1 when the body comes (or came) in pieces of its own.
+   */
+  bodyEnd = -1;
 }
 
 /** Keep-Alive: timeout=N (RFC 2068 19.7.1.1), parameters separated by commas; -1 when absent or malformed. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ParseError } from './head.js';
 import { parseRequestHead, type RequestHead } from './request-head.js';
 import { parseResponseHead } from './response-head.js';
-import { buildResponseHead, buildUpstreamRequest, ForwardBlock, forwardBlockFits, type ForwardInfo } from './serialize.js';
+import { buildResponseHead, buildUpstreamRequest, ForwardBlock, forwardBlockFits, rewriteResponseInPlace, type ForwardInfo } from './serialize.js';
 
 const LIMITS = { maxHeaderBytes: 64 * 1024, maxHeaderFields: 100 };
 const PREFIX = Buffer.from('0f1e2d3c-4b5a-6978-8796-', 'latin1');
@@ -60,4 +60,41 @@ test('a response head: the status line and the kept fields in one run, then the 
   assert.equal(buildResponseHead(head, 1, undefined, 0).toString('latin1'), `HTTP/1.1 200 OK\r\n${kept}x-tsmesh-attempts: 1\r\n\r\n`);
   assert.equal(buildResponseHead(head, 3, 'close', 0).toString('latin1'), `HTTP/1.1 200 OK\r\n${kept}x-tsmesh-attempts: 3\r\nconnection: close\r\n\r\n`);
   assert.equal(buildResponseHead(head, 1, 'keep-alive', 2).subarray(0, -2).toString('latin1'), `HTTP/1.1 200 OK\r\n${kept}x-tsmesh-attempts: 1\r\nconnection: keep-alive\r\n\r\n`);
+});
+
+function responseOf(text: string) {
+  const head = parseResponseHead(Buffer.from(text, 'latin1'), 0, text.length, 64 * 1024, 100);
+  if (head instanceof ParseError) assert.fail(head.message);
+  return head;
+}
+
+test('a response whose one dropped line has room is rewritten in place: that line becomes x-tsmesh-attempts', () => {
+  const text = 'HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhi';
+  const head = responseOf(text);
+  assert.equal(rewriteResponseInPlace(head, 1), true);
+  // Same length as received: the spaces before the value make up for the longer name.
+  assert.equal(head.buf.toString('latin1'), 'HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 2\r\nx-tsmesh-attempts:   1\r\n\r\nhi');
+  // The head now describes the bytes sent.
+  assert.equal(head.header('x-tsmesh-attempts'), '1');
+  assert.equal(head.header('connection'), undefined);
+  assert.equal(head.dropsAny, false);
+  // A dropped line in the middle keeps its place; an HTTP/1.0 answer goes out as HTTP/1.1; two digits.
+  const mid = responseOf('HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n');
+  assert.equal(rewriteResponseInPlace(mid, 12), true);
+  assert.equal(mid.buf.toString('latin1'), 'HTTP/1.1 200 OK\r\nx-tsmesh-attempts:  12\r\nContent-Length: 0\r\n\r\n');
+  assert.equal(mid.header('x-tsmesh-attempts'), '12');
+});
+
+test('a response head without a dropped line that fits is left as it is, for buildResponseHead', () => {
+  const cases = [
+    'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', // nothing dropped (Go's net/http)
+    'HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', // too short
+    'HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n', // two dropped (Node's http)
+    'HTTP/1.1 200 OK\r\nConnection: keep-alive, x-some-long-hop-by-hop\r\nContent-Length: 0\r\n\r\n', // more than 8 spaces of padding
+  ];
+  for (const text of cases) {
+    const head = responseOf(text);
+    assert.equal(rewriteResponseInPlace(head, 1), false, text);
+    assert.equal(head.buf.toString('latin1'), text);
+  }
 });

@@ -305,6 +305,46 @@ export function buildResponseHead(head: ResponseHead, attempts: number, connecti
   return out;
 }
 
+/** A dropped line this much longer than the attempts field it is rewritten to is not reused (see below). */
+const MAX_IN_PLACE_PADDING = 8;
+
+/**
+ * Rewrites a response head in its own buffer for the client, when the one field line it drops
+ * (most often the upstream's `Connection: keep-alive`) has room for `x-tsmesh-attempts`: that
+ * line becomes `x-tsmesh-attempts:` + spaces + the count, the spaces being the optional
+ * whitespace before a field value (RFC 9112 5.1), which every parser skips. The head and the
+ * body after it then go out as they are, with no new buffer and no copy (nginx answers carry
+ * exactly that one line). False, changing nothing, when it does not fit: then the head is
+ * built anew (buildResponseHead). The head's buffer must be the proxy's own copy of the
+ * read; afterwards the head describes the bytes sent (the line is a kept x-tsmesh-attempts).
+ */
+export function rewriteResponseInPlace(head: ResponseHead, attempts: number): boolean {
+  const bits = head.dropBits;
+  if (bits === 0 || (bits & (bits - 1)) !== 0 || head.dropBeyond !== undefined) return false;
+  const k = 31 - Math.clz32(bits);
+  const f = head.f;
+  const at = k * F.SIZE;
+  const s = f[at + F.LINE]!;
+  const lineEnd = f[at + F.LINE_END]!;
+  const d = digits(attempts);
+  const pad = lineEnd - s - (ATTEMPTS.length - 1) - d - 2;
+  if (pad < 1 || pad > MAX_IN_PLACE_PADDING) return false;
+  const buf = head.buf;
+  buf[head.start + 7] = 0x31; // HTTP/1.0 upstream answers go out as HTTP/1.1, as in buildResponseHead
+  let o = put(buf, s, ATTEMPTS) - 1;
+  for (let i = 0; i < pad; i++) buf[o++] = 0x20;
+  const valueStart = o;
+  o = writeDecimal(buf, attempts, o);
+  buf[o] = 0x0d;
+  buf[o + 1] = 0x0a;
+  f[at + F.NAME_END] = s + ATTEMPTS.length - 2;
+  f[at + F.VALUE] = valueStart;
+  f[at + F.VALUE_END] = o;
+  f[at + F.ID] = H.OTHER;
+  head.dropBits = 0;
+  return true;
+}
+
 /** Marks the response's Transfer-Encoding field as not forwarded (the body is de-chunked). */
 export function dropTransferEncoding(head: ResponseHead): void {
   for (let k = 0; k < head.count; k++) if (head.f[k * F.SIZE + F.ID] === H.TRANSFER_ENCODING) head.markDrop(k);

@@ -24,7 +24,10 @@ export interface ResponseReader {
   /** Whether the whole request was written; if not when the response ends, the connection is not reused. */
   readonly requestDone: boolean;
   onInterim(head: ResponseHead): void;
-  /** The final head; the body (if any) follows through onBody/onEnd. */
+  /**
+   * The final head; the body (if any) follows through onBody, then onEnd. When all of the body
+   * came with the head, `head.bodyEnd` says where it ends in head.buf and onEnd follows at once.
+   */
   onHead(head: ResponseHead, hasBody: boolean): void;
   onBody(chunk: Buffer): void;
   onEnd(): void;
@@ -246,13 +249,28 @@ export class UpstreamConnection {
             this.state = R.UntilClose;
             this.reusable = false;
           }
-          reader.onHead(head, hasBody);
           if (!hasBody) {
+            head.bodyEnd = i;
+            reader.onHead(head, false);
             if (i < buf.length) this.reusable = false; // bytes after a body-less response
             this.finishResponse(reader);
             reader.onEnd();
             return;
           }
+          if (this.state === R.Length && buf.length - i >= this.remaining) {
+            // The whole body came with the head (most small responses): it is read from the
+            // head's buffer (head.bodyEnd), with no piece of its own and no onBody.
+            i += this.remaining;
+            this.remaining = 0;
+            head.bodyEnd = i;
+            reader.onHead(head, true);
+            if (this.reader !== reader) return;
+            if (i < buf.length) this.reusable = false;
+            this.finishResponse(reader);
+            reader.onEnd();
+            return;
+          }
+          reader.onHead(head, hasBody);
           break;
         }
         case R.Length: {
