@@ -68,7 +68,7 @@ export class MessageHead {
   fieldsStart = 0;
   end = 0;
   count = 0;
-  /** F.SIZE numbers per field (see F_*); exactly sized once the fields are parsed. */
+  /** F.SIZE numbers per field (see F); exactly sized once the fields are parsed. */
   f: number[] = NO_FIELDS;
   /**
    * Fields not to forward (hop-by-hop, replaced by the proxy): bit k for field k < 31, and 1 at

@@ -55,8 +55,8 @@ const N = {
 };
 
 /**
- * 1 for the first bytes (either case) of the names above: most fields of real heads (Server,
- * Date, Accept, Cache-Control, ...) are told to be H.OTHER by one lookup, without a call.
+ * 1 for the first bytes (either case) of the names above: many fields of real heads (Server,
+ * Date, Accept, Accept-Encoding, Set-Cookie, ...) are told to be H.OTHER by one lookup, without a call.
  */
 export const NAMED_FIRST = (() => {
   const t = new Uint8Array(256);

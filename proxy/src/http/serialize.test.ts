@@ -78,11 +78,12 @@ test('a response whose one dropped line has room is rewritten in place: that lin
   assert.equal(head.header('x-tsmesh-attempts'), '1');
   assert.equal(head.header('connection'), undefined);
   assert.equal(head.dropsAny, false);
-  // A dropped line in the middle keeps its place; an HTTP/1.0 answer goes out as HTTP/1.1; two digits.
-  const mid = responseOf('HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n');
-  assert.equal(rewriteResponseInPlace(mid, 12), true);
-  assert.equal(mid.buf.toString('latin1'), 'HTTP/1.1 200 OK\r\nx-tsmesh-attempts:  12\r\nContent-Length: 0\r\n\r\n');
-  assert.equal(mid.header('x-tsmesh-attempts'), '12');
+  // An HTTP/1.0 answer goes out as HTTP/1.1; two digits.
+  const old = responseOf('HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n');
+  assert.equal(rewriteResponseInPlace(old, 12), true);
+  assert.equal(old.buf.toString('latin1'), 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nx-tsmesh-attempts:  12\r\n\r\n');
+  assert.equal(old.header('x-tsmesh-attempts'), '12');
+  assert.equal(old.version, 11);
 });
 
 test('a response head without a dropped line that fits is left as it is, for buildResponseHead', () => {
@@ -90,7 +91,9 @@ test('a response head without a dropped line that fits is left as it is, for bui
     'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', // nothing dropped (Go's net/http)
     'HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', // too short
     'HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n', // two dropped (Node's http)
-    'HTTP/1.1 200 OK\r\nConnection: keep-alive, x-some-long-hop-by-hop\r\nContent-Length: 0\r\n\r\n', // more than 8 spaces of padding
+    'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive, x-some-long-hop-by-hop\r\n\r\n', // more than 8 spaces of padding
+    // Not the last line: a count of the hop behind (another proxy) must stay before this hop's.
+    'HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nx-tsmesh-attempts: 2\r\nContent-Length: 0\r\n\r\n',
   ];
   for (const text of cases) {
     const head = responseOf(text);

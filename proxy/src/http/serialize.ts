@@ -310,7 +310,7 @@ const MAX_IN_PLACE_PADDING = 8;
 
 /**
  * Rewrites a response head in its own buffer for the client, when the one field line it drops
- * (most often the upstream's `Connection: keep-alive`) has room for `x-tsmesh-attempts`: that
+ * is the last (nginx's `Connection: keep-alive`) and has room for `x-tsmesh-attempts`: that
  * line becomes `x-tsmesh-attempts:` + spaces + the count, the spaces being the optional
  * whitespace before a field value (RFC 9112 5.1), which every parser skips. The head and the
  * body after it then go out as they are, with no new buffer and no copy (nginx answers carry
@@ -322,6 +322,9 @@ export function rewriteResponseInPlace(head: ResponseHead, attempts: number): bo
   const bits = head.dropBits;
   if (bits === 0 || (bits & (bits - 1)) !== 0 || head.dropBeyond !== undefined) return false;
   const k = 31 - Math.clz32(bits);
+  // Only the last field line: x-tsmesh-attempts then comes after every kept field, as
+  // buildResponseHead puts it (each hop's count after the counts of the hops behind it).
+  if (k !== head.count - 1) return false;
   const f = head.f;
   const at = k * F.SIZE;
   const s = f[at + F.LINE]!;
@@ -342,6 +345,7 @@ export function rewriteResponseInPlace(head: ResponseHead, attempts: number): bo
   f[at + F.VALUE_END] = o;
   f[at + F.ID] = H.OTHER;
   head.dropBits = 0;
+  head.version = 11;
   return true;
 }
 
