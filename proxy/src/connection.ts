@@ -39,6 +39,8 @@ export class ClientConnection {
   served = 0;
   /** The forwarded fields of this client's requests for the Host it last used (built by the exchange). */
   forwardBlock: ForwardBlock | undefined = undefined;
+  /** The Host value of this client's last request (checked), for the parser to reuse. */
+  private lastHost = '';
   private state = State.Idle;
   private buf: Buffer | undefined;
   private bufStart = 0;
@@ -166,7 +168,7 @@ export class ClientConnection {
         // linear, not quadratic, work.
         let head;
         if (this.scanFrom === 0) {
-          head = parseRequestHead(buf, start, end, snap.limits);
+          head = parseRequestHead(buf, start, end, snap.limits, this.lastHost);
           if (head === INCOMPLETE) {
             this.scanFrom = Math.max(start, end - 3) + 1;
             break;
@@ -180,13 +182,14 @@ export class ClientConnection {
             else this.scanFrom = Math.max(start, end - 3) + 1;
             break;
           }
-          head = parseRequestHead(buf, start, headEnd, snap.limits);
+          head = parseRequestHead(buf, start, headEnd, snap.limits, this.lastHost);
         }
         this.scanFrom = 0;
         if (head instanceof ParseError) {
           this.reject(head.status, head.message);
           break;
         }
+        if (!head.absoluteForm) this.lastHost = head.host;
         const headEnd = head.end;
         if (head.contentLength > snap.config.maxBodyBytes) {
           this.reject(413, `request body of ${head.contentLength} bytes is larger than ${snap.config.maxBodyBytes}`);

@@ -201,3 +201,19 @@ test('OPTIONS * is accepted; absolute-form and odd-but-valid bytes are too', () 
   ok('GET / HTTP/1.1\r\nHost:\r\n\r\n'); // empty Host is allowed (RFC 9110 7.2)
   ok('PURGE /x HTTP/1.1\r\nHost: a\r\n\r\n');
 });
+
+test('the Host of the previous request is reused when the bytes are the same; any other Host is checked as usual', () => {
+  const parseWith = (text: string, known: string) => parseRequestHead(Buffer.from(text, 'latin1'), 0, text.length, LIMITS, known);
+  const known = 'api.example:8080';
+  const same = parseWith('GET / HTTP/1.1\r\nHost: api.example:8080\r\n\r\n', known);
+  assert.ok(same instanceof RequestHead);
+  assert.equal(same.host, known);
+  const other = parseWith('GET / HTTP/1.1\r\nHost: API.example:8080\r\n\r\n', known);
+  assert.ok(other instanceof RequestHead);
+  assert.equal(other.host, 'API.example:8080');
+  const bad = parseWith('GET / HTTP/1.1\r\nHost: api.example:80 80\r\n\r\n', known);
+  assert.ok(bad instanceof ParseError && bad.message === 'invalid Host header');
+  const absolute = parseWith('GET http://other.example/x HTTP/1.1\r\nHost: api.example:8080\r\n\r\n', known);
+  assert.ok(absolute instanceof RequestHead);
+  assert.equal(absolute.host, 'other.example');
+});

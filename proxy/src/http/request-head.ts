@@ -116,20 +116,29 @@ function noteKeptFields(head: RequestHead): void {
   for (let k = 0; k < head.count; k++) if (!head.isDropped(k)) noteSent(head, f[k * F.SIZE + F.ID]!);
 }
 
+/** Whether buf[start, end) holds exactly the characters of `text` (case-sensitive). */
+function sameText(buf: Buffer, start: number, end: number, text: string): boolean {
+  if (end - start !== text.length || text.length === 0) return false;
+  for (let i = 0; i < text.length; i++) if (buf[start + i] !== text.charCodeAt(i)) return false;
+  return true;
+}
+
 /**
  * Parses the request head that starts at `start`, reading no further than `end` (the end of
  * the bytes received). Returns the head (its `end` is where the body starts), INCOMPLETE when
  * the bytes stop before the head does, or the error to answer with. The head is checked
- * against limits.maxHeaderBytes whether complete or not.
+ * against limits.maxHeaderBytes whether complete or not. `knownHost`: a Host value already
+ * checked (the previous request's on the connection); when the Host bytes are the same, that
+ * string is used, with no check and no new string (a keep-alive client sends one Host).
  */
-export function parseRequestHead(buf: Buffer, start: number, end: number, limits: HeadLimits): RequestHead | ParseError {
-  const r = parseRequestHeadUnbounded(buf, start, Math.min(end, start + limits.maxHeaderBytes), limits);
+export function parseRequestHead(buf: Buffer, start: number, end: number, limits: HeadLimits, knownHost = ''): RequestHead | ParseError {
+  const r = parseRequestHeadUnbounded(buf, start, Math.min(end, start + limits.maxHeaderBytes), limits, knownHost);
   // Running out of allowed bytes before the head ended means it is too large.
   if (r === INCOMPLETE && end - start >= limits.maxHeaderBytes) return ERR.headTooLarge;
   return r;
 }
 
-function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limits: HeadLimits): RequestHead | ParseError {
+function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limits: HeadLimits, knownHost: string): RequestHead | ParseError {
   const head = new RequestHead(buf, start);
   let i = start;
   // Byte tables as locals (an imported binding is read through its module cell at every use).
@@ -257,9 +266,12 @@ function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limi
   if (hostIndex >= 0) {
     const vs = f[hostIndex * F.SIZE + F.VALUE]!;
     const ve = f[hostIndex * F.SIZE + F.VALUE_END]!;
-    const hostChar = HOST;
-    for (let p = vs; p < ve; p++) if (hostChar[buf[p]!] !== 1) return ERR.badHost;
-    head.host = latin1(buf, vs, ve);
+    if (sameText(buf, vs, ve, knownHost)) head.host = knownHost;
+    else {
+      const hostChar = HOST;
+      for (let p = vs; p < ve; p++) if (hostChar[buf[p]!] !== 1) return ERR.badHost;
+      head.host = latin1(buf, vs, ve);
+    }
   }
   if (head.version === 10) {
     head.close = !keepAlive || head.close;
