@@ -10,7 +10,7 @@ import { copyOfRead, READ_BUFFER } from './net/read-buffer.js';
 import { SocketWriter } from './net/socket-writer.js';
 import { Byte } from './http/chars.js';
 import { findHeadEnd, hasBareLf, INCOMPLETE, ParseError } from './http/head.js';
-import { parseRequestHead } from './http/request-head.js';
+import { parseRequestHead, type PreviousRequest } from './http/request-head.js';
 import { buildLocalResponse, type ForwardBlock } from './http/serialize.js';
 import { Exchange, PAUSE_HOLD, PAUSE_PIPELINE, PAUSE_UPSTREAM } from './exchange.js';
 import type { Listener } from './listener.js';
@@ -39,8 +39,8 @@ export class ClientConnection {
   served = 0;
   /** The forwarded fields of this client's requests for the Host it last used (built by the exchange). */
   forwardBlock: ForwardBlock | undefined = undefined;
-  /** The Host value of this client's last request (checked), for the parser to reuse. */
-  private lastHost = '';
+  /** Strings of this client's last request (checked), for the parser to reuse. */
+  private readonly previous: PreviousRequest = { host: '', target: '', path: '' };
   private state = State.Idle;
   private buf: Buffer | undefined;
   private bufStart = 0;
@@ -168,7 +168,7 @@ export class ClientConnection {
         // linear, not quadratic, work.
         let head;
         if (this.scanFrom === 0) {
-          head = parseRequestHead(buf, start, end, snap.limits, this.lastHost);
+          head = parseRequestHead(buf, start, end, snap.limits, this.previous);
           if (head === INCOMPLETE) {
             this.scanFrom = Math.max(start, end - 3) + 1;
             break;
@@ -182,14 +182,13 @@ export class ClientConnection {
             else this.scanFrom = Math.max(start, end - 3) + 1;
             break;
           }
-          head = parseRequestHead(buf, start, headEnd, snap.limits, this.lastHost);
+          head = parseRequestHead(buf, start, headEnd, snap.limits, this.previous);
         }
         this.scanFrom = 0;
         if (head instanceof ParseError) {
           this.reject(head.status, head.message);
           break;
         }
-        if (!head.absoluteForm) this.lastHost = head.host;
         const headEnd = head.end;
         if (head.contentLength > snap.config.maxBodyBytes) {
           this.reject(413, `request body of ${head.contentLength} bytes is larger than ${snap.config.maxBodyBytes}`);

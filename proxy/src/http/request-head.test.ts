@@ -202,18 +202,23 @@ test('OPTIONS * is accepted; absolute-form and odd-but-valid bytes are too', () 
   ok('PURGE /x HTTP/1.1\r\nHost: a\r\n\r\n');
 });
 
-test('the Host of the previous request is reused when the bytes are the same; any other Host is checked as usual', () => {
-  const parseWith = (text: string, known: string) => parseRequestHead(Buffer.from(text, 'latin1'), 0, text.length, LIMITS, known);
-  const known = 'api.example:8080';
-  const same = parseWith('GET / HTTP/1.1\r\nHost: api.example:8080\r\n\r\n', known);
+test('the Host and target of the previous request are reused when the bytes are the same; others are checked and made as usual', () => {
+  const previous = { host: '', target: '', path: '' };
+  const parseWith = (text: string) => parseRequestHead(Buffer.from(text, 'latin1'), 0, text.length, LIMITS, previous);
+  const first = parseWith('GET /q?a=1 HTTP/1.1\r\nHost: api.example:8080\r\n\r\n');
+  assert.ok(first instanceof RequestHead);
+  assert.deepEqual(previous, { host: 'api.example:8080', target: '/q?a=1', path: '/q' });
+  const same = parseWith('GET /q?a=1 HTTP/1.1\r\nHost: api.example:8080\r\n\r\n');
   assert.ok(same instanceof RequestHead);
-  assert.equal(same.host, known);
-  const other = parseWith('GET / HTTP/1.1\r\nHost: API.example:8080\r\n\r\n', known);
+  assert.deepEqual([same.host, same.target, same.originTarget, same.path], ['api.example:8080', '/q?a=1', '/q?a=1', '/q']);
+  const other = parseWith('GET /q?a=2 HTTP/1.1\r\nHost: API.example:8080\r\n\r\n');
   assert.ok(other instanceof RequestHead);
-  assert.equal(other.host, 'API.example:8080');
-  const bad = parseWith('GET / HTTP/1.1\r\nHost: api.example:80 80\r\n\r\n', known);
+  assert.deepEqual([other.host, other.target, other.path], ['API.example:8080', '/q?a=2', '/q']);
+  assert.deepEqual(previous, { host: 'API.example:8080', target: '/q?a=2', path: '/q' });
+  const bad = parseWith('GET /q?a=2 HTTP/1.1\r\nHost: api.example:80 80\r\n\r\n');
   assert.ok(bad instanceof ParseError && bad.message === 'invalid Host header');
-  const absolute = parseWith('GET http://other.example/x HTTP/1.1\r\nHost: api.example:8080\r\n\r\n', known);
+  const absolute = parseWith('GET http://other.example/x HTTP/1.1\r\nHost: API.example:8080\r\n\r\n');
   assert.ok(absolute instanceof RequestHead);
-  assert.equal(absolute.host, 'other.example');
+  assert.deepEqual([absolute.host, absolute.originTarget, absolute.path], ['other.example', '/x', '/x']);
+  assert.deepEqual(previous, { host: 'API.example:8080', target: '/q?a=2', path: '/q' }, 'an absolute-form authority is not a Host to reuse');
 });

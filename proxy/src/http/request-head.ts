@@ -116,6 +116,18 @@ function noteKeptFields(head: RequestHead): void {
   for (let k = 0; k < head.count; k++) if (!head.isDropped(k)) noteSent(head, f[k * F.SIZE + F.ID]!);
 }
 
+/** Strings of a connection's last request that the next one may reuse (see parseRequestHead). */
+export interface PreviousRequest {
+  /** A Host field value (never an absolute-form authority); '' for none. */
+  host: string;
+  /** An origin-form target and its path; '' for none. */
+  target: string;
+  path: string;
+}
+
+/** Shared, never written: no previous request. */
+const NO_PREVIOUS: PreviousRequest = Object.freeze({ host: '', target: '', path: '' });
+
 /** Whether buf[start, end) holds exactly the characters of `text` (case-sensitive). */
 function sameText(buf: Buffer, start: number, end: number, text: string): boolean {
   if (end - start !== text.length || text.length === 0) return false;
@@ -127,18 +139,19 @@ function sameText(buf: Buffer, start: number, end: number, text: string): boolea
  * Parses the request head that starts at `start`, reading no further than `end` (the end of
  * the bytes received). Returns the head (its `end` is where the body starts), INCOMPLETE when
  * the bytes stop before the head does, or the error to answer with. The head is checked
- * against limits.maxHeaderBytes whether complete or not. `knownHost`: a Host value already
- * checked (the previous request's on the connection); when the Host bytes are the same, that
- * string is used, with no check and no new string (a keep-alive client sends one Host).
+ * against limits.maxHeaderBytes whether complete or not. `previous`, when given, holds the
+ * Host and origin-form target of the connection's last request (checked then): when this
+ * request's bytes are the same, those strings are used, with no check and no new string (a
+ * keep-alive client sends one Host, and often asks for one resource again); it is updated.
  */
-export function parseRequestHead(buf: Buffer, start: number, end: number, limits: HeadLimits, knownHost = ''): RequestHead | ParseError {
-  const r = parseRequestHeadUnbounded(buf, start, Math.min(end, start + limits.maxHeaderBytes), limits, knownHost);
+export function parseRequestHead(buf: Buffer, start: number, end: number, limits: HeadLimits, previous?: PreviousRequest): RequestHead | ParseError {
+  const r = parseRequestHeadUnbounded(buf, start, Math.min(end, start + limits.maxHeaderBytes), limits, previous ?? NO_PREVIOUS);
   // Running out of allowed bytes before the head ended means it is too large.
   if (r === INCOMPLETE && end - start >= limits.maxHeaderBytes) return ERR.headTooLarge;
   return r;
 }
 
-function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limits: HeadLimits, knownHost: string): RequestHead | ParseError {
+function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limits: HeadLimits, previous: PreviousRequest): RequestHead | ParseError {
   const head = new RequestHead(buf, start);
   let i = start;
   // Byte tables as locals (an imported binding is read through its module cell at every use).
@@ -266,11 +279,12 @@ function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limi
   if (hostIndex >= 0) {
     const vs = f[hostIndex * F.SIZE + F.VALUE]!;
     const ve = f[hostIndex * F.SIZE + F.VALUE_END]!;
-    if (sameText(buf, vs, ve, knownHost)) head.host = knownHost;
+    if (sameText(buf, vs, ve, previous.host)) head.host = previous.host;
     else {
       const hostChar = HOST;
       for (let p = vs; p < ve; p++) if (hostChar[buf[p]!] !== 1) return ERR.badHost;
       head.host = latin1(buf, vs, ve);
+      if (previous !== NO_PREVIOUS) previous.host = head.host;
     }
   }
   if (head.version === 10) {
@@ -288,11 +302,20 @@ function parseRequestHeadUnbounded(buf: Buffer, start: number, end: number, limi
   // request-target forms (RFC 9112 3.2): origin-form, asterisk-form (OPTIONS only), absolute-form.
   const first = buf[ts];
   if (first === 0x2f) {
-    const target = latin1(buf, ts, te);
-    head.target = target;
-    head.originTarget = target;
-    const q = target.indexOf('?');
-    head.path = q < 0 ? target : target.slice(0, q);
+    if (sameText(buf, ts, te, previous.target)) {
+      head.target = head.originTarget = previous.target;
+      head.path = previous.path;
+    } else {
+      const target = latin1(buf, ts, te);
+      head.target = target;
+      head.originTarget = target;
+      const q = target.indexOf('?');
+      head.path = q < 0 ? target : target.slice(0, q);
+      if (previous !== NO_PREVIOUS) {
+        previous.target = target;
+        previous.path = head.path;
+      }
+    }
   } else if (first === 0x2a) {
     if (te - ts !== 1 || method !== 'OPTIONS') return ERR.badTarget;
     head.target = head.originTarget = head.path = '*';
