@@ -102,9 +102,37 @@ export function reasonIndex(reason: Reason | undefined): number {
   return reason === undefined ? 0 : REASONS.indexOf(reason) + 1;
 }
 
+/**
+ * Counts by key, with the key of the last run counted in two fields: a run of one outcome (the
+ * usual case: one status code after another) costs no Map lookup. `drain` hands over and resets.
+ */
+class RunCounts<K> {
+  private readonly map = new Map<K, number>();
+  private runKey: K | undefined = undefined;
+  private run = 0;
+
+  add(key: K): void {
+    if (key === this.runKey) {
+      this.run++;
+      return;
+    }
+    if (this.run > 0) this.map.set(this.runKey!, (this.map.get(this.runKey!) ?? 0) + this.run);
+    this.runKey = key;
+    this.run = 1;
+  }
+
+  drain(each: (key: K, n: number) => void): void {
+    if (this.run > 0) this.map.set(this.runKey!, (this.map.get(this.runKey!) ?? 0) + this.run);
+    this.run = 0;
+    this.runKey = undefined;
+    for (const [key, n] of this.map) each(key, n);
+    this.map.clear();
+  }
+}
+
 export class RouteStats {
   /** Responses by status * 32 + reason index. */
-  readonly counts = new Map<number, number>();
+  readonly counts = new RunCounts<number>();
   requestBytes = 0;
   responseBytes = 0;
   readonly duration: HistogramCell;
@@ -119,22 +147,21 @@ export class RouteStats {
   }
 
   record(status: number, reason: Reason | undefined, seconds: number): void {
-    const key = status * 32 + reasonIndex(reason);
-    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    this.counts.add(status * 32 + reasonIndex(reason));
     this.duration.observe(seconds);
   }
 }
 
 /** Attempts per endpoint by result (a status code, or a reason for failures). */
 export class EndpointStats {
-  readonly counts = new Map<number | string, number>();
+  readonly counts = new RunCounts<number | string>();
   constructor(
     readonly cluster: string,
     readonly endpoint: string,
   ) {}
 
   record(code: number | string): void {
-    this.counts.set(code, (this.counts.get(code) ?? 0) + 1);
+    this.counts.add(code);
   }
 }
 
@@ -206,22 +233,20 @@ export class HotStats {
     try {
       const m = this.metrics;
       for (const s of this.routes.values()) {
-        for (const [key, n] of s.counts) {
+        s.counts.drain((key, n) => {
           const reasonIdx = key % 32;
           m.requests.inc(
             { listener: s.listener, route: s.route, cluster: s.cluster, code: String((key - reasonIdx) / 32), reason: reasonIdx === 0 ? NO_REASON : REASONS[reasonIdx - 1]! },
             n,
           );
-        }
-        s.counts.clear();
+        });
         if (s.requestBytes > 0) m.requestBytes.inc({ route: s.route, cluster: s.cluster }, s.requestBytes);
         if (s.responseBytes > 0) m.responseBytes.inc({ route: s.route, cluster: s.cluster }, s.responseBytes);
         s.requestBytes = 0;
         s.responseBytes = 0;
       }
       for (const s of this.endpoints.values()) {
-        for (const [code, n] of s.counts) m.upstreamAttempts.inc({ cluster: s.cluster, endpoint: s.endpoint, code: String(code) }, n);
-        s.counts.clear();
+        s.counts.drain((code, n) => m.upstreamAttempts.inc({ cluster: s.cluster, endpoint: s.endpoint, code: String(code) }, n));
       }
       for (const h of this.histograms.values()) h.flush();
       for (const g of this.gauges) g();

@@ -13,7 +13,7 @@ import type { Reason } from '../reasons.js';
 import { REASON_STATUS } from '../reasons.js';
 import type { ResponseHead } from '../http/response-head.js';
 import type { RequestHead } from '../http/request-head.js';
-import type { EndpointStats, HotStats } from '../telemetry/hot-stats.js';
+import type { HotStats } from '../telemetry/hot-stats.js';
 import type { AttemptSpan, RequestSpan } from '../telemetry/tracing.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { ClusterState } from './cluster-state.js';
@@ -70,7 +70,6 @@ export class ClusterDispatch {
   balancer: Balancer;
   private readonly attemptDuration: { observe(v: number): void };
   private readonly staleRetries: { inc(): void };
-  private readonly endpointStats = new Map<EndpointState, EndpointStats>();
 
   constructor(
     readonly cluster: ClusterState,
@@ -90,11 +89,8 @@ export class ClusterDispatch {
   }
 
   recordAttempt(ep: EndpointState, code: number | string, latencyMs: number): void {
-    let s = this.endpointStats.get(ep);
-    if (!s) {
-      s = this.stats.endpoint(this.cluster.name, ep.address);
-      this.endpointStats.set(ep, s);
-    }
+    let s = ep.attemptStats;
+    if (s === undefined) s = ep.attemptStats = this.stats.endpoint(this.cluster.name, ep.address);
     s.record(code);
     if (latencyMs >= 0) this.attemptDuration.observe(latencyMs / 1000);
   }
@@ -103,12 +99,10 @@ export class ClusterDispatch {
     this.staleRetries.inc();
   }
 
-  /** After a config swap: forget pools and stats of removed endpoints. */
+  /** After a config swap: forget pools of removed endpoints (their stats go with their EndpointState). */
   sync(): void {
     this.balancer = balancerFor(this.cluster);
     this.pools.sync();
-    const live = new Set(this.cluster.endpoints);
-    for (const ep of [...this.endpointStats.keys()]) if (!live.has(ep)) this.endpointStats.delete(ep);
   }
 }
 

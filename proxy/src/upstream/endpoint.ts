@@ -2,6 +2,7 @@
 // health checker (write the gates) and the pool. It is keyed by address inside its cluster's
 // state, so it survives config swaps while the endpoint stays in the cluster.
 import { parseHostPort } from '../config/units.js';
+import type { EndpointStats } from '../telemetry/hot-stats.js';
 
 export class EndpointState {
   readonly host: string;
@@ -24,6 +25,9 @@ export class EndpointState {
 
   /** Active health checking; true until a checker says otherwise. */
   healthy = true;
+
+  /** Attempts by result, for the metrics; set by the cluster's dispatch on the first attempt (no lookup per attempt). */
+  attemptStats: EndpointStats | undefined = undefined;
 
   constructor(readonly address: string) {
     const hp = parseHostPort(address);
