@@ -54,18 +54,26 @@ const N = {
   xTsmeshTimeoutMs: b('x-tsmesh-timeout-ms'),
 };
 
+/** Longest name headerId knows. */
+const MAX_NAMED_LENGTH = Math.max(...Object.values(N).map((n) => n.length));
+
 /**
- * 1 for the first bytes (either case) of the names above: many fields of real heads (Server,
- * Date, Accept, Accept-Encoding, Set-Cookie, ...) are told to be H.OTHER by one lookup, without a call.
+ * 1 at (length << 5 | first byte & 0x1f) for the names above (& 0x1f folds the case of a
+ * letter): most fields of real heads (Server, Date, Content-Type, User-Agent, Accept, ...) are
+ * told to be H.OTHER by one lookup, without a call. Other bytes may share a slot; headerId
+ * still compares the whole name.
  */
-export const NAMED_FIRST = (() => {
-  const t = new Uint8Array(256);
-  for (const name of Object.values(N)) {
-    t[name[0]!] = 1;
-    t[name[0]! & ~0x20] = 1;
-  }
+const NAMED = (() => {
+  const t = new Uint8Array((MAX_NAMED_LENGTH + 1) << 5);
+  for (const name of Object.values(N)) t[(name.length << 5) | (name[0]! & 0x1f)] = 1;
   return t;
 })();
+
+/** Whether buf[start, end) may be a name headerId knows (false: it is H.OTHER). */
+export function mayBeNamed(buf: Buffer, start: number, end: number): boolean {
+  const len = end - start;
+  return len <= MAX_NAMED_LENGTH && NAMED[(len << 5) | (buf[start]! & 0x1f)] === 1;
+}
 
 /** Identifies the field name in buf[start, end) (already validated as a token). */
 export function headerId(buf: Buffer, start: number, end: number): HeaderId {
