@@ -116,17 +116,21 @@ class RunCounts<K> {
       this.run++;
       return;
     }
-    if (this.run > 0) this.map.set(this.runKey!, (this.map.get(this.runKey!) ?? 0) + this.run);
+    this.endRun();
     this.runKey = key;
     this.run = 1;
   }
 
   drain(each: (key: K, n: number) => void): void {
-    if (this.run > 0) this.map.set(this.runKey!, (this.map.get(this.runKey!) ?? 0) + this.run);
-    this.run = 0;
+    this.endRun();
     this.runKey = undefined;
     for (const [key, n] of this.map) each(key, n);
     this.map.clear();
+  }
+
+  private endRun(): void {
+    if (this.run > 0) this.map.set(this.runKey!, (this.map.get(this.runKey!) ?? 0) + this.run);
+    this.run = 0;
   }
 }
 

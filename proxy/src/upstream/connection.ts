@@ -249,23 +249,17 @@ export class UpstreamConnection {
             this.state = R.UntilClose;
             this.reusable = false;
           }
-          if (!hasBody) {
+          if (!hasBody || (this.state === R.Length && buf.length - i >= this.remaining)) {
+            // No body, or all of it came with the head (most small responses): the body is read
+            // from the head's buffer (head.bodyEnd), with no piece of its own and no onBody.
+            if (hasBody) {
+              i += this.remaining;
+              this.remaining = 0;
+            }
             head.bodyEnd = i;
-            reader.onHead(head, false);
-            if (i < buf.length) this.reusable = false; // bytes after a body-less response
-            this.finishResponse(reader);
-            reader.onEnd();
-            return;
-          }
-          if (this.state === R.Length && buf.length - i >= this.remaining) {
-            // The whole body came with the head (most small responses): it is read from the
-            // head's buffer (head.bodyEnd), with no piece of its own and no onBody.
-            i += this.remaining;
-            this.remaining = 0;
-            head.bodyEnd = i;
-            reader.onHead(head, true);
+            reader.onHead(head, hasBody);
             if (this.reader !== reader) return;
-            if (i < buf.length) this.reusable = false;
+            if (i < buf.length) this.reusable = false; // bytes after the response
             this.finishResponse(reader);
             reader.onEnd();
             return;
