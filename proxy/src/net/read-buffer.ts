@@ -2,7 +2,7 @@
 // re-wrapped by accepted-socket.ts) all read into this one buffer: no Readable stream machinery
 // and no 64 KiB allocation per read. Reads happen one at a time on this thread and each is
 // copied out at its exact size before its callback returns, so one buffer serves every socket.
-import { copyBytes } from '../http/chars.js';
+import { copyBytes, nodeCopy } from '../http/chars.js';
 
 export const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 /** READ_BUFFER's backing store, read once: its `buffer` getter is a call into C++. */
@@ -15,7 +15,8 @@ export type ReadCallback = (nread: number, buf: Uint8Array) => boolean;
 /** The bytes of one read, copied out of the shared buffer. */
 export function copyOfRead(nread: number, buf: Uint8Array): Buffer {
   const chunk = Buffer.allocUnsafe(nread);
-  if (buf === READ_BUFFER) chunk.set(new Uint8Array(READ_STORE, READ_OFFSET, nread), 0);
-  else copyBytes(buf as Buffer, 0, nread, chunk, 0);
+  if (buf !== READ_BUFFER) copyBytes(buf as Buffer, 0, nread, chunk, 0);
+  else if (nodeCopy !== undefined) nodeCopy(READ_BUFFER, chunk, 0, 0, nread);
+  else chunk.set(new Uint8Array(READ_STORE, READ_OFFSET, nread), 0);
   return chunk;
 }

@@ -113,7 +113,12 @@ function flushAll(): void {
 export class SocketWriter {
   /** Writes handed to libuv that have not completed yet. */
   private pending = 0;
-  private held: Buffer[] | undefined = undefined;
+  /**
+   * The first buffer held this turn, and the others after it: a socket usually gets one write a
+   * turn (a request, a response), and a list for it was an allocation per write.
+   */
+  private held: Buffer | undefined = undefined;
+  private heldMore: Buffer[] | undefined = undefined;
   private heldBytes = 0;
   /** write() returned false: `onDrained` is due once nothing is held or pending. */
   private owesDrain = false;
@@ -162,7 +167,7 @@ export class SocketWriter {
       return ok;
     }
     if (this.held === undefined) {
-      this.held = [buf];
+      this.held = buf;
       if (!this.listed) {
         this.listed = true;
         holding.push(this);
@@ -171,7 +176,8 @@ export class SocketWriter {
         scheduled = true;
         setImmediate(flushAll);
       }
-    } else this.held.push(buf);
+    } else if (this.heldMore === undefined) this.heldMore = [buf];
+    else this.heldMore.push(buf);
     this.heldBytes += buf.length;
     if (this.pending === 0 && this.heldBytes < HELD_HIGH_WATER) return true;
     this.owesDrain = true;
@@ -186,10 +192,13 @@ export class SocketWriter {
   }
 
   private sendHeld(): void {
-    const held = this.held!;
-    this.held = undefined;
+    const first = this.held!;
+    const more = this.heldMore;
+    this.held = this.heldMore = undefined;
     this.heldBytes = 0;
-    if (!this.socket.destroyed) for (let i = 0; i < held.length; i++) this.writeNow(held[i]!);
+    if (this.socket.destroyed) return;
+    this.writeNow(first);
+    if (more !== undefined) for (let i = 0; i < more.length; i++) this.writeNow(more[i]!);
   }
 
   private drainedIfDue(): void {
@@ -208,7 +217,7 @@ export class SocketWriter {
 
   /** Drops what is held (the socket is being thrown away and its bytes are of no use). */
   discard(): void {
-    this.held = undefined;
+    this.held = this.heldMore = undefined;
     this.heldBytes = 0;
   }
 
