@@ -96,7 +96,7 @@ export const nodeCopy: NodeCopy | undefined = loadNodeCopy();
  * Copies src[start, end) into dst at offset; returns the offset after it. Short ranges by a JS
  * loop (about 1.5 ns a byte); longer ones by Node's own copy, which costs what a Uint8Array view
  * and `set` cost (~120 ns with the Buffer the copy goes to) but leaves no view behind: in the
- * real proxy a request's cost follows the bytes it allocates (0.4-0.7 µs per KB, measured by
+ * real proxy a request's cost follows the bytes it allocates (0.4-0.8 µs per KB, measured by
  * adding garbage to each request), and a view is ~100 bytes. Without that function, a view.
  */
 export function copyBytes(src: Buffer, start: number, end: number, dst: Buffer, offset: number): number {

@@ -15,8 +15,8 @@ export type ReadCallback = (nread: number, buf: Uint8Array) => boolean;
 /** The bytes of one read, copied out of the shared buffer. */
 export function copyOfRead(nread: number, buf: Uint8Array): Buffer {
   const chunk = Buffer.allocUnsafe(nread);
-  if (buf !== READ_BUFFER) copyBytes(buf as Buffer, 0, nread, chunk, 0);
-  else if (nodeCopy !== undefined) nodeCopy(READ_BUFFER, chunk, 0, 0, nread);
-  else chunk.set(new Uint8Array(READ_STORE, READ_OFFSET, nread), 0);
+  // Without Node's copy function, copyBytes would read READ_BUFFER's store through the getter.
+  if (buf === READ_BUFFER && nodeCopy === undefined) chunk.set(new Uint8Array(READ_STORE, READ_OFFSET, nread), 0);
+  else copyBytes(buf as Buffer, 0, nread, chunk, 0);
   return chunk;
 }
