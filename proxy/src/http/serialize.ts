@@ -4,7 +4,7 @@
 // re-encoded. Added lines are written from pre-encoded names and flat strings or digits:
 // no string concatenation on the request path (bench:hotpath measured cons strings and
 // Buffer views among its larger costs).
-import { copyBytes, writeLatin1 } from './chars.js';
+import { Byte, copyBytes, writeLatin1 } from './chars.js';
 import { F, type MessageHead } from './head.js';
 import { H } from './header-names.js';
 import type { RequestHead } from './request-head.js';
@@ -335,11 +335,11 @@ export function rewriteResponseInPlace(head: ResponseHead, attempts: number): bo
   const buf = head.buf;
   buf[head.start + 7] = 0x31; // HTTP/1.0 upstream answers go out as HTTP/1.1, as in buildResponseHead
   let o = put(buf, s, ATTEMPTS) - 1;
-  for (let i = 0; i < pad; i++) buf[o++] = 0x20;
+  for (let i = 0; i < pad; i++) buf[o++] = Byte.SP;
   const valueStart = o;
   o = writeDecimal(buf, attempts, o);
-  buf[o] = 0x0d;
-  buf[o + 1] = 0x0a;
+  buf[o] = Byte.CR;
+  buf[o + 1] = Byte.LF;
   f[at + F.NAME_END] = s + ATTEMPTS.length - 2;
   f[at + F.VALUE] = valueStart;
   f[at + F.VALUE_END] = o;
