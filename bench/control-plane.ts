@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import pLimit from 'p-limit';
 import { AggregatedDiscoveryServiceClient, type DiscoveryRequest, type DiscoveryResponse } from '../proto/gen/tsmesh/discovery/v1/discovery.js';
 import { ApiClient } from '../control-plane/src/api/client.js';
-import { freePort, startPostgres, waitFor } from '../test/support/servers.js';
+import { freePorts, startPostgres, waitFor } from '../test/support/servers.js';
 import { exitOnSignals, killOnExit } from '../examples/demo/exit-hooks.js';
 
 // A Ctrl-C, SIGTERM or SIGHUP exits through the exit hooks that kill what this started.
@@ -93,8 +93,8 @@ const mib = (v: number) => `${(v / 1024 / 1024).toFixed(1)} MiB`;
 
 async function main(): Promise<void> {
   const pg = process.env.DATABASE_URL ? undefined : await startPostgres();
-  const grpcPort = await freePort();
-  const http = `127.0.0.1:${await freePort()}`;
+  const [grpcPort, httpPort] = (await freePorts(2)) as [number, number];
+  const http = `127.0.0.1:${httpPort}`;
   const cp: ChildProcess = spawn(process.execPath, [TSMESH, 'control-plane', '--grpc', `127.0.0.1:${grpcPort}`, '--http', http, '--log-level', 'warn'], {
     env: { ...process.env, DATABASE_URL: process.env.DATABASE_URL ?? pg!.url, TSMESH_TOKEN: TOKEN },
     stdio: ['ignore', 'inherit', 'inherit'],

@@ -38,7 +38,7 @@ import { tmpdir, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exitOnSignals, killGroup, killOnExit } from '../examples/demo/exit-hooks.js';
-import { freePort, portOpen } from '../proxy/src/net/ports.js';
+import { freePort, freePorts, portOpen } from '../proxy/src/net/ports.js';
 
 // A Ctrl-C, SIGTERM or SIGHUP exits through the exit hooks that kill what this started.
 exitOnSignals();
@@ -309,7 +309,7 @@ function median(xs: number[]): number {
 
 /** Runs direct / tsmesh / nginx against one kind of upstream; returns every run and the medians. */
 async function benchUpstream(upstream: 'node' | 'nginx', dir: string): Promise<{ rows: Row[]; summary: Summary[] }> {
-  const [upPort, nginxPort, tsPort, tsAdmin, floorPort] = [await freePort(), await freePort(), await freePort(), await freePort(), FLOOR ? await freePort() : 0];
+  const [upPort, nginxPort, tsPort, tsAdmin, floorPort = 0] = (await freePorts(FLOOR ? 5 : 4)) as [number, number, number, number, number?];
   let up: ChildProcess;
   if (upstream === 'node') {
     up = own(spawn(process.execPath, [join(root, 'dist', 'bench', 'fixed-upstream.js'), String(upPort)], { stdio: 'ignore' }));
@@ -550,7 +550,7 @@ async function tsmeshTracingComparison(): Promise<void> {
   if (baselineCli) setups.unshift({ name: 'baseline build', cli: baselineCli, tracing: '' });
   const variants: TracingVariant[] = [];
   for (const [i, v] of setups.entries()) {
-    const [port, admin] = [await freePort(), await freePort()];
+    const [port, admin] = (await freePorts(2)) as [number, number];
     const file = join(dir, `tsmesh-${i}.yaml`);
     writeFileSync(file, tsmeshConf(port, admin, upPort, join(dir, `access-${i}.log`)) + v.tracing);
     const proc = own(spawn(process.execPath, [v.cli, 'proxy', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'] }));

@@ -8,7 +8,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startUpstream, type TestUpstream } from './support/upstream.js';
 import { httpGet } from './support/proxy.js';
-import { freePort } from './support/servers.js';
+import { freePorts } from './support/servers.js';
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'tsmesh.js');
 let dir: string;
@@ -79,7 +79,7 @@ test('tsmesh proxy with a bootstrap lacking a node name says where to give it, a
 });
 
 test('tsmesh proxy serves, prints its addresses, and drains on SIGTERM (exit 0)', async () => {
-  const [port, admin] = [await freePort(), await freePort()];
+  const [port, admin] = (await freePorts(2)) as [number, number];
   const file = join(dir, 'good.yaml');
   writeFileSync(
     file,

@@ -6,9 +6,9 @@ import { mkdtempSync, readdirSync, rmSync, chownSync, existsSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { freePort, portOpen } from '../../proxy/src/net/ports.js';
+import { freePort, freePorts, portOpen } from '../../proxy/src/net/ports.js';
 
-export { freePort };
+export { freePort, freePorts };
 
 const children = new Set<ChildProcess>();
 process.once('exit', () => {

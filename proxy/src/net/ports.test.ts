@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, createServer } from 'node:net';
 import { once } from 'node:events';
-import { freePort, holdPort, portOpen } from './ports.js';
+import { freePort, freePorts, holdPort, portOpen } from './ports.js';
 
 test('freePort gives a port that can be bound at once; portOpen sees it open, then closed', async () => {
   const port = await freePort();
@@ -30,6 +30,14 @@ test('holdPort keeps each port bound until released, so ports picked one after a
   // Released: the port can be bound again (releasing twice is harmless).
   const again = await holdPort('127.0.0.1', held[0]!.port);
   await again.release();
+  await again.release();
+});
+
+test('freePorts gives distinct ports, all free again on return', async () => {
+  const ports = await freePorts(20);
+  assert.equal(new Set(ports).size, 20);
+  for (const port of ports) assert.equal(await portOpen(port), false);
+  const again = await holdPort('127.0.0.1', ports[0]!);
   await again.release();
 });
 

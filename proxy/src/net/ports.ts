@@ -14,6 +14,20 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * n distinct free ports on 127.0.0.1. Each is held until all are picked: freePort() called n
+ * times can hand out the same port twice, since the kernel may reuse a port just released.
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const held: HeldPort[] = [];
+  try {
+    for (let i = 0; i < n; i++) held.push(await holdPort('127.0.0.1', 0));
+    return held.map((h) => h.port);
+  } finally {
+    await Promise.all(held.map((h) => h.release()));
+  }
+}
+
 /** Whether something accepts TCP connections on 127.0.0.1:port now. */
 export function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
