@@ -12,7 +12,6 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { postQuery, request } from './support/gateway-client.js';
 import { alive, descendants } from './support/process-tree.js';
-import { freePort } from './support/servers.js';
 
 const CLI = fileURLToPath(new URL('../cli/tsmesh.js', import.meta.url));
 
@@ -55,12 +54,15 @@ describe('tsmesh demo', () => {
   });
 
   it('starts the mesh, answers the original curl commands through the edge, and stops cleanly on SIGINT', async () => {
-    const port = await freePort();
-    const demo = startDemo(['--port', String(port), '--admin-port', '0', '--grpc-port', '0', '--api-port', '0', '--instances', '2', '--seed-documents', '300'], join(dir, 'a'));
+    // Port 0: the demo picks the edge's port while holding the others it picks, so they all
+    // differ (a port picked here would be free for the demo's own port-0 picks).
+    const demo = startDemo(['--port', '0', '--admin-port', '0', '--grpc-port', '0', '--api-port', '0', '--instances', '2', '--seed-documents', '300'], join(dir, 'a'));
     let pids: number[] = [];
     try {
       await waitForOutput(demo, /tsmesh demo is up/, 150_000);
       const out = demo.output();
+      const port = Number(/curl http:\/\/localhost:(\d+)\/health/.exec(out)?.[1]);
+      assert.ok(port > 0, out);
       // The original report's two commands, against the edge.
       assert.ok(out.includes(`curl http://localhost:${port}/health`), out);
       assert.ok(out.includes(`curl -X POST http://localhost:${port}/query -H "Content-Type: application/json" -d '{"query":"test"}'`), out);
