@@ -21,6 +21,22 @@ test('timers of several durations fire once each, in deadline order; cancelled o
   assert.ok(systemClock.now() - t0 >= 40);
 });
 
+test('after a late wake-up, every due timer fires in deadline order across durations', async () => {
+  const fired: string[] = [];
+  systemClock.setTimer(() => fired.push('40'), 40);
+  systemClock.setTimer(() => fired.push('10'), 10);
+  systemClock.setTimer(() => fired.push('20'), 20);
+  systemClock.setTimer(() => fired.push('10b'), 10);
+  systemClock.setTimer(() => fired.push('30'), 30);
+  // A stalled loop (a GC pause, a busy core): all five are due when the clock's timer runs.
+  const until = systemClock.now() + 60;
+  while (systemClock.now() < until) {
+    // busy
+  }
+  await sleep(20);
+  assert.deepEqual(fired, ['10', '10b', '20', '30', '40']);
+});
+
 test('a timer does not fire before its time (within the millisecond granularity)', async () => {
   const keepAlive = setTimeout(() => {}, 1000); // the clock's timers are unref'd: they keep nothing alive
   const start = systemClock.now();

@@ -107,19 +107,28 @@ class TimerQueue {
     // libuv's clock is in whole milliseconds: an entry due within the next one is due now.
     const due = performance.now() + 1;
     try {
-      for (const [d, list] of this.lists) {
-        for (let e = list.head; e !== undefined && e.at < due; e = list.head) {
-          list.remove(e);
-          e.fn();
+      // Earliest deadline first across the lists: after a late wake-up (a GC pause, a busy
+      // core) several lists have entries due, and a 10 ms timer must still fire before a
+      // 40 ms one set at the same time. A timer set by fn is due later than `due`.
+      for (;;) {
+        let first: TimerEntry | undefined;
+        for (const list of this.lists.values()) {
+          const h = list.head;
+          if (h !== undefined && h.at < due && (first === undefined || h.at < first.at)) first = h;
         }
-        if (list.head === undefined) {
-          this.lists.delete(d);
-          if (this.last === list) this.last = undefined;
-        }
+        if (first === undefined) break;
+        first.list!.remove(first);
+        first.fn();
       }
     } finally {
       let next = Infinity;
-      for (const list of this.lists.values()) if (list.head !== undefined && list.head.at < next) next = list.head.at;
+      for (const [d, list] of this.lists) {
+        const h = list.head;
+        if (h === undefined) {
+          this.lists.delete(d);
+          if (this.last === list) this.last = undefined;
+        } else if (h.at < next) next = h.at;
+      }
       if (next < this.armedAt) this.arm(next, performance.now());
     }
   };
