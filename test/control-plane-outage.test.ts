@@ -13,6 +13,7 @@ import { ApiClient } from '../control-plane/src/api/client.js';
 import type { RunningProxy } from '../proxy/src/boot.js';
 import { admin, Load, metricIn, startControlPlaneProcess, startMeshProxy, tally, TsmeshProcess } from './support/mesh.js';
 import { httpGet } from './support/proxy.js';
+import { holdPort } from '../proxy/src/net/ports.js';
 import { freePort, startPostgres, waitFor, type RealServer } from './support/servers.js';
 import { startUpstream, type TestUpstream } from './support/upstream.js';
 
@@ -92,6 +93,9 @@ test('4. control plane killed: proxies keep serving, a restarted proxy boots fro
   const m1 = (await admin(p1, '/metrics')).text;
   assert.equal(metricIn(m1, 'tsmesh_control_plane_connected'), 0);
   assert.match((await dump2()).controlPlane.lastError ?? '', /UNAVAILABLE/);
+  // Held while the control plane is down: the proxy started below binds port 0 twice, and
+  // could otherwise be given this port (a connection to the holder is closed at once).
+  const grpcHeld = await holdPort('127.0.0.1', grpcPort);
   await new Promise((r) => setTimeout(r, 300));
   const whileDown = tally(await load2.stop());
   assert.ok(whileDown.ok > 10, `out-2 served ${whileDown.ok} requests`);
@@ -112,6 +116,7 @@ test('4. control plane killed: proxies keep serving, a restarted proxy boots fro
   load2 = new Load(portOf(edge2b), { users: 2 });
 
   // The control plane returns on the same address: both reconnect; the next apply reaches both.
+  await grpcHeld.release();
   cp = await startControlPlaneProcess(postgres.url, grpcPort, TOKEN);
   stops.push(() => cp.proc.kill('SIGKILL'));
   await waitFor('both reconnected', async () => {

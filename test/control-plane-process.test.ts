@@ -13,6 +13,7 @@ import { ControlPlaneClient } from '../proxy/src/config/control-plane-client.js'
 import { startFromControlPlane } from '../proxy/src/config/bootstrap.js';
 import { validateConfig } from '../proxy/src/config/validate.js';
 import { RecordingTarget } from './support/recording-target.js';
+import { holdPort } from '../proxy/src/net/ports.js';
 import { freePort, startPostgres, waitFor, type RealServer } from './support/servers.js';
 import { gatewayDoc } from './support/documents.js';
 
@@ -144,7 +145,7 @@ describe('control plane and CLI as processes', () => {
     const json = JSON.parse((await cli(['status', '--json'], env)).stdout) as { proxies: Array<{ node: string; version: string }> };
     assert.equal(json.proxies.find((p) => p.node === 'cli-1')?.version, String(r3));
 
-    const closedPort = await freePort();
+    const closedPort = 2; // below the ephemeral range: nothing binds it (fetch refuses port 1 as a bad port)
     const unreachable = await cli(['status', '--server', `127.0.0.1:${closedPort}`], env);
     assert.equal(unreachable.code, 1);
     assert.equal(unreachable.stderr, `tsmesh: cannot reach the control plane at http://127.0.0.1:${closedPort}: ECONNREFUSED\n`);
@@ -181,6 +182,9 @@ describe('control plane and CLI as processes', () => {
     await waitFor('kill-1 sees the control plane gone', async () => p1.client.status.state !== 'connected');
     assert.equal(t1.current?.version, v1, 'the running config stays');
     assert.equal(t1.applied.length, 1);
+    // Held while the control plane is down: kill-2's restart binds port 0 and could otherwise
+    // be given this port.
+    const grpcHeld = await holdPort('127.0.0.1', grpcPort);
 
     // kill-2 restarts while the control plane is down: it boots from its disk copy.
     await p2.stop();
@@ -194,6 +198,7 @@ describe('control plane and CLI as processes', () => {
     assert.equal(t2b.current?.config.listeners[0]!.routes[0]!.timeout, 3000);
     assert.equal(t2b.current?.config.controlPlane?.node, 'kill-2');
 
+    await grpcHeld.release();
     cp = await startCp(pg.url, grpcPort);
     env.TSMESH_SERVER = `http://${cp.http}`;
     await waitFor('both reconnect', async () => p1.client.status.state === 'connected' && p2.client.status.state === 'connected', 15_000);
@@ -210,8 +215,9 @@ describe('control plane and CLI as processes', () => {
     const dataDir = join(dir, 'embedded');
     // As root, the embedded server runs as the postgres user, which must reach the directory.
     chmodSync(dir, 0o755);
-    const port = await freePort();
-    let embedded: CpProcess | undefined = await startCp({ dataDir }, port);
+    // gRPC on port 0: the embedded PostgreSQL picks its port before gRPC binds, and a port
+    // picked here could be the one it is given.
+    let embedded: CpProcess | undefined = await startCp({ dataDir }, 0);
     cleanups.push(() => kill(embedded, 'SIGKILL'));
     assert.ok(embedded.output.some((l) => l.includes('embedded PostgreSQL started')));
     const file = join(dir, 'embedded.yaml');
@@ -224,7 +230,7 @@ describe('control plane and CLI as processes', () => {
     assert.equal(await exited, 0);
     assert.ok(embedded.output.some((l) => l.includes('"stopping"')));
 
-    embedded = await startCp({ dataDir }, port);
+    embedded = await startCp({ dataDir }, 0);
     const history = await cli(['history', '--json'], { TSMESH_SERVER: embedded.http, TSMESH_TOKEN: TOKEN });
     assert.deepEqual((JSON.parse(history.stdout) as { revisions: Array<{ comment: string }> }).revisions.map((r) => r.comment), ['kept']);
     await kill(embedded, 'SIGTERM');

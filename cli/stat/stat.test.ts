@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { ProxyMetrics } from '../../proxy/src/telemetry/metrics.js';
 import { startMetricsServer, type MetricsServer } from '../../test/support/metrics-server.js';
 import { repoRoot } from '../../test/support/repo.js';
-import { freePort } from '../../test/support/servers.js';
 import { histogramQuantile } from './compute.js';
 import { renderText, type StatOutput } from './render.js';
 import { runStat } from './run.js';
@@ -44,7 +43,7 @@ test('per route and per cluster over two proxies: exact success rate, rate, quan
   const sa = await serve(a);
   const sb = await serve(b);
 
-  const nobody = `127.0.0.1:${await freePort()}`;
+  const nobody = '127.0.0.1:1'; // below the ephemeral range: nothing binds it, a connection is refused
   let clock = 1000;
   const reports: StatOutput[] = [];
   await runStat({
@@ -282,7 +281,7 @@ test('tsmesh stat: the table; --watch keeps reporting; nothing readable exits 1'
   for (const l of lines) assert.equal(l.routes.find((r) => r.route === 'query')!.requests, 10);
   assert.equal(watch.code, null);
 
-  const nobody = `127.0.0.1:${await freePort()}`;
+  const nobody = '127.0.0.1:1'; // below the ephemeral range: nothing binds it, a connection is refused
   const none = await runCli(['--admin', nobody, '-i', '50ms']);
   assert.equal(none.code, 1);
   assert.match(none.stdout, new RegExp(`! ${nobody}: .*ECONNREFUSED`));

@@ -203,8 +203,9 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
 
   // 1. Ports: the ones asked for must be free (a clear error now rather than a proxy NACKing
   //    its listener later); the others are picked. Every one stays held until all are chosen,
-  //    so no two come out the same; the proxies' ports stay held until the proxies start, so
-  //    the gateways (which bind port 0 themselves) cannot take one of them meanwhile.
+  //    so no two come out the same; each stays held until just before its process starts.
+  //    No process of the mesh binds port 0 itself (a port picked and released could be given
+  //    to it): the gateways too get ports picked here.
   const held: ReservedPort[] = [];
   const reserve = async (what: string, address: string) => {
     const r = await reservePort(what, address);
@@ -212,8 +213,8 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
     return r;
   };
   let proxyPorts: ReservedPort[];
-  let cpPorts: ReservedPort[];
-  const slots: Array<{ node: string; sidecar: string; admin: string }> = [];
+  let cpAndAppPorts: ReservedPort[];
+  const slots: Array<{ node: string; app: string; sidecar: string; admin: string }> = [];
   let edgeAddress: string;
   let edgeAdmin: string;
   let cpGrpc: string;
@@ -224,13 +225,15 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
     const grpc = await reserve('control plane gRPC', o.controlPlaneGrpc);
     const http = await reserve('control plane HTTP', o.controlPlaneHttp);
     [edgeAddress, edgeAdmin, cpGrpc, cpHttp] = [edge.address, admin.address, grpc.address, http.address];
-    cpPorts = [grpc, http];
+    cpAndAppPorts = [grpc, http];
     proxyPorts = [edge, admin];
     for (let i = 1; i <= o.instances; i++) {
+      const app = await reserve(`gateway-${i}`, '127.0.0.1:0');
       const sidecar = await reserve(`gateway-${i} sidecar`, '127.0.0.1:0');
       const sidecarAdmin = await reserve(`gateway-${i} sidecar admin`, '127.0.0.1:0');
+      cpAndAppPorts.push(app);
       proxyPorts.push(sidecar, sidecarAdmin);
-      slots.push({ node: `gateway-${i}`, sidecar: sidecar.address, admin: sidecarAdmin.address });
+      slots.push({ node: `gateway-${i}`, app: app.address, sidecar: sidecar.address, admin: sidecarAdmin.address });
     }
   } catch (err) {
     await Promise.all(held.map((h) => h.release()));
@@ -281,7 +284,7 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
     const dbUrl = databaseUrl;
 
     // 3. The control plane and the gateway instances, at once.
-    await Promise.all(cpPorts.map((p) => p.release()));
+    await Promise.all(cpAndAppPorts.map((p) => p.release()));
     const { token, file: tokenFile } = tokenIn(dataDir);
     const cpUrl = `http://${cpHttp}`;
     log(`starting the control plane (gRPC ${cpGrpc}, HTTP ${cpUrl}) and ${o.instances} gateway instance${o.instances === 1 ? '' : 's'}`);
@@ -289,7 +292,7 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
       env: { TSMESH_TOKEN: token },
     });
     const gateways = slots.map((s) => {
-      const args = ['gateway', '--listen', '127.0.0.1:0', '--database-url', dbUrl, '--name', s.node];
+      const args = ['gateway', '--listen', s.app, '--database-url', dbUrl, '--name', s.node];
       if (o.redisUrl) args.push('--redis-url', o.redisUrl);
       if (o.seedDocuments !== undefined) args.push('--seed-documents', String(o.seedDocuments));
       if (o.gatewayPoolSize !== undefined) args.push('--pool-size', String(o.gatewayPoolSize));

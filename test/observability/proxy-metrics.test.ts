@@ -14,7 +14,7 @@ import type { StatOutput } from '../../cli/stat/render.js';
 import { checkMetrics, startPrometheus } from '../support/prometheus.js';
 import { httpGet, startTestProxy } from '../support/proxy.js';
 import { repoRoot } from '../support/repo.js';
-import { freePort, waitFor } from '../support/servers.js';
+import { waitFor } from '../support/servers.js';
 import { startUpstream, type TestUpstream } from '../support/upstream.js';
 
 const cleanup: Array<() => Promise<void>> = [];
@@ -29,7 +29,7 @@ let dir: string;
 before(async () => {
   upstream = await startUpstream((_req, res) => res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2' }).end('ok'));
   cleanup.push(() => upstream.close());
-  deadAddress = `127.0.0.1:${await freePort()}`;
+  deadAddress = '127.0.0.1:1'; // below the ephemeral range: nothing binds it, a connection is refused
   dir = mkdtempSync(join(tmpdir(), 'tsmesh-metrics-'));
   cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
 });

@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import type { ProxyRuntime } from '../../proxy/src/runtime.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
 import { httpGet, startTestProxy, testConfig } from '../support/proxy.js';
-import { freePort } from '../support/servers.js';
 import { startUpstream, type TestUpstream } from '../support/upstream.js';
 
 const CALLER_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -56,7 +55,7 @@ before(async () => {
   cleanup.push(() => upstream.close());
   proxyB = await startTestProxy(docB(tracing('proxy-b')));
   cleanup.push(() => proxyB.close());
-  const dead = await freePort();
+  const dead = 1; // below the ephemeral range: nothing binds it, a connection is refused
   logDir = mkdtempSync(join(tmpdir(), 'tsmesh-trace-log-'));
   cleanup.push(async () => rmSync(logDir, { recursive: true, force: true }));
   proxyA = await startTestProxy(

@@ -2,14 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../clock.js';
 import { ControlPlaneClient, withBootstrap } from './control-plane-client.js';
-import { freePort, waitFor } from '../../../test/support/servers.js';
+import { waitFor } from '../../../test/support/servers.js';
 import type { ConfigTarget } from './target.js';
 
 const noTarget: ConfigTarget = { current: undefined, apply: async () => ({ ok: false, errors: ['unused'] }) };
 
 async function retryDelays(random: () => number, count: number): Promise<number[]> {
   const clock = new FakeClock();
-  const port = await freePort(); // nothing listens there: every attempt fails at once
+  const port = 1; // below the ephemeral range: nothing listens there, every attempt fails at once
   const delays: number[] = [];
   const client = new ControlPlaneClient({
     target: noTarget,
