@@ -6,7 +6,6 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { queryRequest, queryTexts, runLoad, runLoadInChild } from '../bench/loadgen/index.js';
-import { freePort } from './support/servers.js';
 
 describe('load generator', () => {
   let server: Server;
@@ -81,7 +80,9 @@ describe('load generator', () => {
     assert.ok(cold.latencyMs!.max >= 290, `a fresh run records the first requests: max ${cold.latencyMs!.max} ms`);
     const warm = await runLoad({ model: 'closed', url: `${base}/first-slow`, users: 4, durationMs: 400, warmupMs: 500 });
     assert.equal(warm.connections.opened, 4, 'the window reuses the warm-up connections');
-    assert.ok(warm.requests > 0 && warm.latencyMs!.max < 150, `max ${warm.latencyMs?.max} ms over ${warm.requests} requests`);
+    // Below the 300 ms of a first request: none of them is in the window (a stall of the
+    // machine would have to last 290 ms to blur the two).
+    assert.ok(warm.requests > 0 && warm.latencyMs!.max < 290, `max ${warm.latencyMs?.max} ms over ${warm.requests} requests`);
     assert.ok(warm.elapsedMs < 1000, `elapsed counts from the window: ${warm.elapsedMs} ms`);
   });
 
@@ -159,7 +160,7 @@ describe('load generator', () => {
   });
 
   it('classifies refused connections, with a back-off between attempts', async () => {
-    const port = await freePort(); // nothing listens there any more
+    const port = 1; // below the ephemeral range: nothing listens there
     const r = await runLoad({ model: 'closed', url: `http://127.0.0.1:${port}/`, users: 3, durationMs: 10_000, maxRequests: 9, errorBackoffMs: 1 });
     assert.equal(r.errors.refused, 9);
     assert.deepEqual(r.socketErrors, { ECONNREFUSED: 9 });
