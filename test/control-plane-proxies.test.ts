@@ -90,10 +90,20 @@ describe('control plane with real proxies', () => {
   });
 
   test('1. apply: proxies converge and serve it; history, diff and rollback through the CLI; status and stat show the proxies', async () => {
-    // Connected and waiting: not ready, nothing to serve.
+    // Connected and waiting: not ready, nothing to serve. The proxies stopped waiting for a
+    // first config after initialFetchTimeoutMs, so their streams may still be opening.
     assert.equal(gw1.controlPlane!.bootedFrom, 'none');
+    type WaitingDump = { version: null; controlPlane: { state: string; node: string } };
+    const dumpOf = async (p: RunningProxy) => JSON.parse((await admin(p, '/config_dump')).text) as WaitingDump;
+    await waitFor('both proxies connected', async () => (await Promise.all([gw1, gw2].map(dumpOf))).every((d) => d.controlPlane.state === 'connected'));
+    // ...and known to the control plane (it registers a stream at its first request), so that
+    // the apply below pushes to both.
+    await waitFor('the control plane to list both proxies', async () => {
+      const nodes = (await api.status()).proxies.map((p) => p.node);
+      return nodes.includes('gw-1') && nodes.includes('gw-2');
+    });
     assert.equal((await admin(gw1, '/ready')).status, 503);
-    const waiting = JSON.parse((await admin(gw1, '/config_dump')).text) as { version: null; controlPlane: { state: string; node: string } };
+    const waiting = await dumpOf(gw1);
     assert.equal(waiting.version, null);
     assert.equal(waiting.controlPlane.node, 'gw-1');
     assert.equal(waiting.controlPlane.state, 'connected');

@@ -6,7 +6,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { ProxyRuntime } from '../proxy/src/runtime.js';
 import { startUpstream, type TestUpstream } from './support/upstream.js';
 import { RawClient, headerOf, httpGet, metricValue, rawRequest, sleep, startTestProxy, statusOf } from './support/proxy.js';
-import { freePort } from './support/servers.js';
+import { waitFor } from './support/servers.js';
 
 let up: TestUpstream;
 
@@ -110,8 +110,9 @@ test(
 );
 
 test('upstream_connect_failure: 503 when the endpoint refuses connections', async () => {
-  const dead = await freePort();
-  const p = await startTestProxy(simple({ endpoints: [`127.0.0.1:${dead}`] }));
+  // Port 1 is below the ephemeral range, so nothing bound to port 0 in this process can take it:
+  // connections to it are always refused.
+  const p = await startTestProxy(simple({ endpoints: ['127.0.0.1:1'] }));
   try {
     const r = await httpGet(p.port('edge'), '/');
     assert.equal(r.status, 503);
@@ -178,21 +179,20 @@ test('upstream_reset: 502 when the upstream closes before answering; an aborted 
 
 test('upstream_timeout: 504 at the route timeout; the upstream request is aborted', async () => {
   const hang = await startUpstream(() => undefined);
-  const p = await startTestProxy(simple({ endpoints: [hang.address] }, {}, { timeout: '200ms' }));
+  const p = await startTestProxy(simple({ endpoints: [hang.address] }, {}, { timeout: '1s' }));
   try {
-    const started = Date.now();
     const r = await httpGet(p.port('edge'), '/');
     assert.equal(r.status, 504);
     assert.equal(r.headers['x-tsmesh-reason'], 'upstream_timeout');
-    assert.ok(Date.now() - started < 1500);
-    await sleep(100);
-    assert.equal(hang.received[0]!.aborted, true);
+    await hang.waitForRequests(1);
+    // The route's 1 s applied (not the 15 s default): it is the deadline the upstream was given.
+    assert.ok(Number(hang.received[0]!.headers['x-tsmesh-timeout-ms']) <= 1000);
+    await waitFor('the upstream request aborted', async () => hang.received[0]!.aborted, 5000);
     // A smaller deadline from the caller wins and is passed on.
-    const t2 = Date.now();
-    const r2 = await httpGet(p.port('edge'), '/', { headers: { 'x-tsmesh-timeout-ms': '50' } });
+    const r2 = await httpGet(p.port('edge'), '/', { headers: { 'x-tsmesh-timeout-ms': '300' } });
     assert.equal(r2.status, 504);
-    assert.ok(Date.now() - t2 < 180, 'the incoming x-tsmesh-timeout-ms lowered the deadline');
-    assert.ok(Number(hang.received[1]!.headers['x-tsmesh-timeout-ms']) <= 50);
+    await hang.waitForRequests(2);
+    assert.ok(Number(hang.received[1]!.headers['x-tsmesh-timeout-ms']) <= 300, 'the incoming x-tsmesh-timeout-ms lowered the deadline');
   } finally {
     await p.close();
     await hang.close();
@@ -284,15 +284,22 @@ test('a reused keep-alive connection the upstream closed is retried transparentl
 });
 
 test('the upstream Keep-Alive timeout hint shortens the pool idle time', async () => {
-  const short = await startUpstream(undefined, { keepAliveTimeout: 1500 });
+  // The upstream announces "Keep-Alive: timeout=1" but itself keeps idle connections for a
+  // minute: whoever closes the connection within the wait below is the proxy.
+  const short = await startUpstream(
+    (_req, res) => {
+      res.writeHead(200, { connection: 'keep-alive', 'keep-alive': 'timeout=1', 'content-length': '2' });
+      res.end('ok');
+    },
+    { keepAliveTimeout: 60_000 },
+  );
   const p = await startTestProxy(simple({ endpoints: [short.address] }));
   try {
     const port = p.port('edge');
     assert.equal((await httpGet(port, '/')).status, 200);
     assert.equal(short.openSockets.size, 1);
-    // timeout=1 (node sends seconds, rounded): the pool keeps it max(1000-1000, 500) ms.
-    await sleep(1000);
-    assert.equal(short.openSockets.size, 0, 'the proxy closed the idle connection before the upstream did');
+    // timeout=1: the pool keeps it max(1000-1000, 500) ms, not its 30 s default idle timeout.
+    await waitFor('the proxy to close the idle connection', async () => short.openSockets.size === 0, 10_000);
   } finally {
     await p.close();
     await short.close();

@@ -42,9 +42,10 @@ test('apply swaps the config live: open connections keep working, in-flight requ
     const [first] = await client.waitForResponses(1);
     assert.equal(headerOf(first!, 'x-upstream'), String(a.port));
 
+    // The swap happens once /slow is at the upstream (routed and sent on the old snapshot).
+    const seen = a.received.length;
     const inflight = httpGet(port, '/slow');
-    await a.waitForRequests(a.received.length);
-    await sleep(30);
+    await a.waitForRequests(seen + 1);
     const result = await p.apply(testConfig(doc('b')), { version: '2', source: 'file' });
     assert.equal(result.ok, true);
     assert.equal(p.port('edge'), port, 'the listener was kept');
@@ -153,7 +154,8 @@ test('acceptDescriptors: the listener accepts on that many descriptors of its so
 });
 
 test('admin: /ready, /metrics, /config_dump, POST /drain', async () => {
-  const p = await startTestProxy(doc('a', { drain: { delay: '200ms', timeout: '1s' } }));
+  // A drain delay far longer than the few requests made during it (close() does not wait for it).
+  const p = await startTestProxy(doc('a', { drain: { delay: '2s', timeout: '1s' } }));
   try {
     const admin = p.adminPort;
     assert.equal((await httpGet(p.port('edge'), '/x')).status, 200);
@@ -333,15 +335,23 @@ test('draining: a request still being received when the drain ends is answered 5
 });
 
 test('a drain waits for in-flight requests, which complete; new requests on open connections get Connection: close', async () => {
-  a.handler = (req, res) => setTimeout(() => res.end('done'), req.url === '/long' ? 300 : 0);
+  let answered = false;
+  a.handler = (req, res) =>
+    setTimeout(
+      () => {
+        res.end('done');
+        if (req.url === '/long') answered = true;
+      },
+      req.url === '/long' ? 300 : 0,
+    );
   const p = await startTestProxy(doc('a', { drain: { delay: '0', timeout: '3s' } }));
   try {
     const port = p.port('edge');
+    const seen = a.received.length;
     const long = httpGet(port, '/long');
-    await sleep(50);
-    const started = Date.now();
+    await a.waitForRequests(seen + 1);
     await p.drain();
-    assert.ok(Date.now() - started >= 200, 'the drain waited for the in-flight request');
+    assert.equal(answered, true, 'the drain waited for the in-flight request to be answered upstream');
     const r = await long;
     assert.equal(r.status, 200);
     assert.equal(r.body, 'done');
