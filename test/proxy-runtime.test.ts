@@ -235,7 +235,7 @@ test('the access log writes one JSON line per request; rejections always, succes
 
 test('drain under load: zero failed requests; /ready turns 503 at once; traffic served during the delay; then listeners close', async () => {
   a.handler = (_req, res) => setTimeout(() => res.end('ok'), 5);
-  const p = await startTestProxy(doc('a', { drain: { delay: '300ms', timeout: '3s' } }));
+  const p = await startTestProxy(doc('a', { drain: { delay: '1s', timeout: '3s' } }));
   const port = p.port('edge');
   let ok = 0;
   let failed = 0;
@@ -292,10 +292,11 @@ test('drain under load: zero failed requests; /ready turns 503 at once; traffic 
     const workers = Array.from({ length: 20 }, () => worker());
     await sleep(200);
     const okBefore = ok;
-    const draining = p.drain();
+    let drained = false;
+    const draining = p.drain().then(() => (drained = true));
     assert.equal((await httpGet(p.adminPort, '/ready')).status, 503, '/ready is 503 at once');
-    await sleep(150);
-    assert.ok(ok > okBefore, 'still serving during the drain delay');
+    await waitFor('requests served during the drain delay', async () => ok > okBefore + 10, 5000);
+    assert.equal(drained, false, 'still serving during the drain delay (1 s), not after it');
     await draining;
     stop = true;
     await Promise.all(workers);
