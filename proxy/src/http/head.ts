@@ -2,7 +2,7 @@
 // that buffer (no string per header): forwarding copies the byte ranges of the lines it keeps,
 // and a string is made only for the few values the proxy reads, or when a policy asks.
 import { Byte, FIELD_VALUE, TCHAR, latin1 } from './chars.js';
-import { headerId, mayBeNamed, type HeaderId } from './header-names.js';
+import { H, headerId, mayBeNamed, type HeaderId } from './header-names.js';
 
 /** Why a head was refused; `status` is what the proxy answers (400, 431, ...). */
 export class ParseError {
@@ -203,7 +203,7 @@ export function parseFieldLines(head: MessageHead, i: number, end: number, maxFi
     f[n + 2] = valueStart;
     f[n + 3] = valueEnd;
     f[n + 4] = i;
-    f[n + 5] = mayBeNamed(buf, lineStart, nameEnd) ? headerId(buf, lineStart, nameEnd) : 0; // 0: H.OTHER
+    f[n + 5] = mayBeNamed(buf, lineStart, nameEnd) ? headerId(buf, lineStart, nameEnd) : H.OTHER;
     n += F.SIZE;
     count++;
   }
